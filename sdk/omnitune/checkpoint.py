@@ -1,0 +1,144 @@
+"""Atomic checkpoints, resume, and the artifact folder (safetensors + JSON)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_model, save_model
+
+from omnitune.errors import CheckpointError
+
+WEIGHTS = "model.safetensors"
+TRAINING_STATE = "training_state.pt"
+COMPLETE_MARK = "complete.json"
+LATEST_POINTER = "latest"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, fsync it, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False,
+                                     encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(handle.name, path)
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def publish_directory(staging: Path, target: Path) -> None:
+    """Make a fully written ``staging`` folder appear as ``target`` in one rename."""
+    _fsync_tree(staging)
+    if target.exists():
+        retired = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, retired)
+        os.replace(staging, target)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        os.replace(staging, target)
+
+
+def staging_directory(parent: Path, name: str) -> Path:
+    """A fresh temporary folder beside where ``name`` will be published."""
+    parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=parent, prefix=f".{name}.tmp-"))
+
+
+def save_checkpoint(
+    root: Path, step: int, model: torch.nn.Module, training_state: dict[str, Any], keep: int
+) -> Path:
+    """Write ``root/step-N`` atomically, point ``root/latest`` at it, keep the newest ``keep``."""
+    name = f"step-{step:08d}"
+    staging = staging_directory(root, name)
+    save_model(model, str(staging / WEIGHTS))
+    torch.save(training_state, staging / TRAINING_STATE)
+    write_json(staging / COMPLETE_MARK, {"step": step})
+    target = root / name
+    publish_directory(staging, target)
+    atomic_write_text(root / LATEST_POINTER, name + "\n")
+    for old in complete_checkpoints(root)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def complete_checkpoints(root: Path) -> list[Path]:
+    """Every fully written checkpoint under ``root``, oldest first."""
+    if not root.is_dir():
+        return []
+    found = [p for p in root.glob("step-*") if (p / COMPLETE_MARK).is_file()]
+    return sorted(found, key=lambda p: p.name)
+
+
+def latest_checkpoint(root: Path) -> Path | None:
+    """The checkpoint ``latest`` points at, or the newest complete one if the pointer is stale."""
+    pointer = root / LATEST_POINTER
+    if pointer.is_file():
+        candidate = root / pointer.read_text(encoding="utf-8").strip()
+        if (candidate / COMPLETE_MARK).is_file():
+            return candidate
+    complete = complete_checkpoints(root)
+    return complete[-1] if complete else None
+
+
+def load_checkpoint(path: Path, model: torch.nn.Module) -> dict[str, Any]:
+    """Load weights into ``model`` and return the training state (tensors only, no code runs)."""
+    try:
+        load_weights(model, path / WEIGHTS)
+        return torch.load(path / TRAINING_STATE, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError) as error:
+        raise CheckpointError(f"checkpoint {path} could not be loaded: {error}") from error
+
+
+def save_weights(model: torch.nn.Module, path: Path) -> None:
+    """Save ``model`` as safetensors through a temporary file and a rename."""
+    staging = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    save_model(model, str(staging))
+    os.replace(staging, path)
+
+
+def load_weights(model: torch.nn.Module, path: Path) -> None:
+    """Load safetensors weights into ``model``; every key must match."""
+    if not path.is_file():
+        raise CheckpointError(f"weights file not found: {path}")
+    missing, unexpected = load_model(model, str(path), strict=False)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path} does not fit the model: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(unexpected)[:5]}"
+        )
+
+
+def _fsync_tree(directory: Path) -> None:
+    for path in directory.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def save_artifact(
+    directory: Path,
+    model: torch.nn.Module,
+    files: dict[str, Any],
+    export: Callable[[Path], None] | None = None,
+) -> Path:
+    """Write the artifact folder atomically: weights, one JSON file per entry of ``files``,
+    and whatever ``export`` writes into ``backbone/`` (configs, tokenizer, ...)."""
+    staging = staging_directory(directory.parent, directory.name)
+    save_model(model, str(staging / WEIGHTS))
+    for name, data in files.items():
+        write_json(staging / f"{name}.json", data)
+    if export is not None:
+        (staging / "backbone").mkdir()
+        export(staging / "backbone")
+    publish_directory(staging, directory)
+    return directory

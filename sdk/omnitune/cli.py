@@ -1,0 +1,164 @@
+"""The ``omnitune`` command line. Exit codes: 0 ok, 1 unexpected error, 2 config error,
+3 data error, 4 plugin error, 5 asset error, 6 checkpoint error, 130 interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from omnitune.errors import EXIT_INTERRUPTED, OmnituneError
+
+LISTABLE = {"tasks": "task", "backbones": "backbone", "heads": "head", "datasets": "dataset",
+            "metrics": "metric"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``omnitune`` console script."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        return args.handler(args)
+    except OmnituneError as error:
+        if os.environ.get("OMNITUNE_DEBUG"):
+            raise
+        print(f"omnitune: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("omnitune: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="omnitune", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    plugins = commands.add_parser("plugins", help="list loaded plugins and any that failed")
+    plugins.add_argument("--json", action="store_true", help="print JSON")
+    plugins.set_defaults(handler=_plugins)
+
+    for command, kind in LISTABLE.items():
+        listing = commands.add_parser(command, help=f"list registered {kind}s")
+        listing.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'text-*'")
+        listing.add_argument("--json", action="store_true", help="print JSON")
+        listing.set_defaults(handler=_list, kind=kind)
+
+    train = commands.add_parser("train", help="fine-tune; with no config, the built-in default run")
+    train.add_argument("config", nargs="?", help="YAML run config (default: the built-in main job)")
+    _add_set(train)
+    train.add_argument("--output-dir", help="where checkpoints and the artifact go")
+    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    train.add_argument("--overwrite", action="store_true", help="discard a previous run in output_dir")
+    train.add_argument("--dry-run", action="store_true", help="validate and print the config only")
+    train.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    train.set_defaults(handler=_train)
+
+    evaluate = commands.add_parser("eval", help="evaluate an artifact on a dataset split")
+    evaluate.add_argument("artifact", help="artifact folder written by train")
+    evaluate.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    _add_set(evaluate)
+    evaluate.add_argument("--json", action="store_true", help="print JSON")
+    evaluate.set_defaults(handler=_eval)
+
+    predict = commands.add_parser("predict", help="predict with an artifact on raw inputs")
+    predict.add_argument("artifact", help="artifact folder written by train")
+    predict.add_argument("inputs", nargs="+", help="raw inputs: texts, file paths or ids")
+    predict.add_argument("--device", default="auto")
+    predict.add_argument("--json", action="store_true", help="print one JSON object per input")
+    predict.set_defaults(handler=_predict)
+    return parser
+
+
+def _add_set(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set train.lr=3e-5 (repeatable)")
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    from omnitune.plugins import load_plugins
+
+    plugins = load_plugins()
+    loaded = [{"name": p.name, "version": p.version, "source": p.source, "hooks": p.hooks,
+               "registered": [f"{c.kind}:{c.name}" for c in p.contributions]} for p in plugins.loaded]
+    failed = [{"plugin": f.plugin, "version": f.version, "hook": f.hook, "error": f.error}
+              for f in plugins.failures]
+    if args.json:
+        print(json.dumps({"plugins": loaded, "failures": failed}, indent=2))
+        return 0
+    for p in loaded:
+        print(f"{p['name']} {p['version']}  ({p['source']})")
+        print(f"  registered: {', '.join(p['registered']) or 'nothing'}")
+    for f in plugins.failures:
+        print(f"FAILED {f}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from omnitune.plugins import load_plugins
+
+    found = load_plugins().registry.list(args.kind, args.pattern)
+    rows = [{"name": c.name, "plugin": c.plugin, "description": c.description} for c in found]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    width = max((len(r["name"]) for r in rows), default=0)
+    for r in rows:
+        print(f"{r['name']:<{width}}  [{r['plugin']}]  {r['description']}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from omnitune.api import compose_config, finetune
+    from omnitune.config import validate_components
+    from omnitune.plugins import load_plugins
+
+    fields: dict[str, Any] = {}
+    if args.output_dir:
+        fields["output_dir"] = args.output_dir
+    if args.overwrite:
+        fields["overwrite"] = True
+    run = compose_config(args.config, overrides=args.overrides, **fields)
+    plugins = load_plugins()
+    validate_components(run, plugins.registry)
+    if args.dry_run:
+        print(json.dumps(run.model_dump(mode="json"), indent=2))
+        return 0
+    result = finetune(run, resume=args.resume, plugins=plugins)
+    summary = {"metrics": result.metrics, "artifact": str(result.artifact),
+               "output_dir": str(result.output_dir)}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print("\n".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}"
+                        for k, v in result.metrics.items()))
+        print(f"artifact: {result.artifact}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from omnitune.api import evaluate
+
+    metrics = evaluate(args.artifact, split=args.split, overrides=args.overrides)
+    print(json.dumps(metrics) if args.json else "\n".join(f"{k}: {v:.4f}" for k, v in metrics.items()))
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from omnitune.predict import Predictor
+
+    predictions = Predictor.load(args.artifact, device=args.device).predict(args.inputs)
+    for raw, prediction in zip(args.inputs, predictions, strict=True):
+        if args.json:
+            print(json.dumps({"input": raw, **prediction}))
+        else:
+            print(f"{prediction.get('label', prediction)}\t{raw}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

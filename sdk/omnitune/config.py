@@ -1,0 +1,154 @@
+"""The run config: pydantic models, YAML loading and ``--set`` overrides. Pure data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from omnitune.errors import ConfigError
+from omnitune.registry import Kind, Registry, format_validation_error
+
+DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "main.yaml"
+
+
+class ComponentSpec(BaseModel):
+    """A registered component by name, with its options (checked by its own config model)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str = Field(min_length=1, description="Registered name, as listed by `omnitune tasks`.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_alone(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """Everything but the name."""
+        return dict(self.model_extra or {})
+
+
+class TrainConfig(BaseModel):
+    """How the loop trains: optimisation, schedule, evaluation, checkpoints, hardware."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    epochs: int = Field(3, ge=1, description="Passes over the training split.")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
+    batch_size: int = Field(32, ge=1, description="Examples per micro-batch.")
+    eval_batch_size: int | None = Field(None, ge=1, description="Defaults to batch_size.")
+    grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
+    lr: float = Field(5e-5, gt=0, description="Learning rate of the backbone.")
+    head_lr: float | None = Field(None, gt=0, description="Learning rate of the head; default lr.")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW decay; never on norms or biases.")
+    warmup_ratio: float = Field(0.06, ge=0, lt=1, description="Fraction of steps warming up.")
+    schedule: Literal["constant", "linear", "cosine"] = Field("linear", description="LR decay.")
+    max_grad_norm: float | None = Field(1.0, gt=0, description="Clip gradients; null: no clip.")
+    strategy: Literal["full", "freeze-backbone", "freeze-then-unfreeze"] = Field(
+        "full", description="What trains: everything, the head alone, or the head first."
+    )
+    unfreeze_epoch: int = Field(1, ge=1, description="freeze-then-unfreeze: epoch to unfreeze at.")
+    layer_decay: float | None = Field(
+        None, gt=0, le=1, description="Layer-wise LR decay: layer k of n trains at lr * decay**(n-k)."
+    )
+    eval_every: int | None = Field(None, ge=1, description="Evaluate every N steps; null: each epoch.")
+    checkpoint_every: int | None = Field(
+        None, ge=1, description="Checkpoint every N steps; null: at each evaluation."
+    )
+    keep_checkpoints: int = Field(2, ge=1, description="Checkpoints kept on disk.")
+    monitor: str | None = Field(None, description="Validation metric for best/early stop.")
+    monitor_mode: Literal["max", "min"] | None = Field(None, description="Default: the task's.")
+    early_stopping_patience: int | None = Field(
+        None, ge=1, description="Stop after this many evaluations without improvement."
+    )
+    seed: int = Field(42, ge=0, description="Seeds Python, NumPy and torch, and the data order.")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 on GPUs that support it, else fp32."
+    )
+    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="auto: cuda, mps, cpu.")
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes.")
+    log_every: int = Field(10, ge=1, description="Log training loss every N steps.")
+    progress: bool = Field(True, description="Show a progress bar.")
+
+
+class RunConfig(BaseModel):
+    """Everything a run needs; validated before any model or data is loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    task: ComponentSpec
+    backbone: ComponentSpec
+    head: ComponentSpec = Field(default_factory=lambda: ComponentSpec(name="linear"))
+    dataset: ComponentSpec
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    output_dir: str = Field("runs/omnitune", min_length=1, description="Checkpoints and artifact.")
+    overwrite: bool = Field(False, description="Start afresh even if output_dir has checkpoints.")
+
+
+COMPONENTS: tuple[Kind, ...] = ("task", "backbone", "head", "dataset")
+
+
+def load_config(
+    source: str | Path | dict[str, Any] | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> RunConfig:
+    """Build a RunConfig from a YAML file, a dict or the built-in default, then ``--set`` overrides."""
+    if source is None:
+        source = DEFAULT_CONFIG
+    data = read_yaml(Path(source)) if isinstance(source, str | Path) else dict(source)
+    for override in overrides:
+        apply_override(data, override)
+    where = f" in {source}" if isinstance(source, str | Path) else ""
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(f"invalid run config{where}:\n{format_validation_error(error)}") from error
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping; errors name the file and line."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise ConfigError(f"config file not found: {path}") from error
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path} is not valid YAML: {error}") from error
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping, got {type(data).__name__}")
+    return data
+
+
+def apply_override(data: dict[str, Any], override: str) -> None:
+    """Apply ``a.b.c=value`` to nested ``data``; the value is parsed as YAML (``3e-5``, ``[1, 2]``)."""
+    path, sep, raw = override.partition("=")
+    if not sep or not path:
+        raise ConfigError(f"--set expects KEY=VALUE (e.g. train.lr=3e-5), got {override!r}")
+    *parents, leaf = path.strip().split(".")
+    node = data
+    for part in parents:
+        child = node.get(part)
+        if isinstance(child, str):  # "task: text-classification" shorthand
+            child = {"name": child}
+        if child is None:
+            child = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {override!r}: {part!r} is not a section")
+        node[part] = child
+        node = child
+    try:
+        node[leaf] = yaml.safe_load(raw)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"--set {override!r}: value is not valid YAML: {error}") from error
+
+
+def validate_components(config: RunConfig, registry: Registry) -> dict[Kind, BaseModel]:
+    """Check every component name and its options against the registry; nothing is built."""
+    resolved: dict[Kind, BaseModel] = {}
+    for kind in COMPONENTS:
+        spec: ComponentSpec = getattr(config, kind)
+        contribution = registry.get(kind, spec.name)
+        resolved[kind] = contribution.validate_options(spec.options, where=kind)
+    return resolved

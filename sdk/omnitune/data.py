@@ -1,0 +1,130 @@
+"""Dataset splits, leak-free splitting, and table reading shared by dataset loaders."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import random
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omnitune.errors import DataError
+
+MAX_FIELD_CHARS = 1_000_000
+
+
+@dataclass
+class Splits:
+    """A dataset's splits and its ``info`` (label names, vocabularies: saved in the artifact)."""
+
+    train: Sequence[Any]
+    validation: Sequence[Any] | None = None
+    test: Sequence[Any] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def split_by_group(
+    records: Sequence[Any],
+    fractions: tuple[float, float, float],
+    seed: int,
+    group: Callable[[Any], str],
+) -> tuple[list[Any], list[Any], list[Any]]:
+    """Split into train/validation/test so that every group lands in exactly one split.
+
+    Groups (a speaker, a user, a source) are shuffled with ``seed`` and handed out until each
+    split holds about its fraction of the records, so no test record shares a group with training.
+    """
+    by_group: dict[str, list[Any]] = {}
+    for record in records:
+        by_group.setdefault(group(record), []).append(record)
+    names = sorted(by_group, key=lambda name: _stable_hash(f"{seed}:{name}"))
+    total = len(records)
+    bounds = (fractions[0] * total, (fractions[0] + fractions[1]) * total)
+    splits: tuple[list[Any], list[Any], list[Any]] = ([], [], [])
+    taken = 0
+    for name in names:
+        index = 0 if taken < bounds[0] else 1 if taken < bounds[1] else 2
+        splits[index].extend(by_group[name])
+        taken += len(by_group[name])
+    return splits
+
+
+def subsample(records: Sequence[Any], limit: int | None, seed: int) -> list[Any]:
+    """At most ``limit`` records, drawn reproducibly (all of them, in order, without a limit)."""
+    if limit is None or limit >= len(records):
+        return list(records)
+    chosen = sorted(random.Random(seed).sample(range(len(records)), limit))
+    return [records[i] for i in chosen]
+
+
+def read_table(path: Path, columns: Sequence[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(row_number, row)`` from a CSV, TSV or JSONL file that must hold ``columns``.
+
+    Row numbers count the file's lines from 1 (the CSV header is line 1). Errors name the file,
+    the row and the field.
+    """
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        yield from _read_delimited(path, columns, "\t" if suffix == ".tsv" else ",")
+    elif suffix in (".jsonl", ".json"):
+        yield from _read_jsonl(path, columns)
+    else:
+        raise DataError(f"{path}: unsupported file type {suffix!r}; expected .csv, .tsv or .jsonl")
+
+
+def _read_delimited(path: Path, columns: Sequence[str], delimiter: str) -> Iterator[tuple[int, dict]]:
+    csv.field_size_limit(MAX_FIELD_CHARS)
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle, delimiter=delimiter)
+        try:
+            header = reader.fieldnames
+            if not header:
+                raise DataError(f"{path}: the file is empty; expected a header with {list(columns)}")
+            missing = [c for c in columns if c not in header]
+            if missing:
+                raise DataError(
+                    f"{path}: missing column(s) {missing}; the header has {header}. "
+                    "Set the dataset's column options to match."
+                )
+            for row in reader:
+                if None in row:
+                    raise DataError(f"{path}, row {reader.line_num}: more fields than the header")
+                yield reader.line_num, row
+        except UnicodeDecodeError as error:
+            where = f"{path}, near row {reader.line_num + 1}"
+            raise DataError(f"{where}: not UTF-8 text ({error.reason})") from error
+        except csv.Error as error:
+            raise DataError(f"{path}, row {reader.line_num}: {error}") from error
+
+
+def _read_jsonl(path: Path, columns: Sequence[str]) -> Iterator[tuple[int, dict]]:
+    with open(path, encoding="utf-8") as handle:
+        seen_any = False
+        try:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                seen_any = True
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise DataError(f"{path}, row {number}: not valid JSON ({error.msg})") from error
+                if not isinstance(row, dict):
+                    raise DataError(f"{path}, row {number}: expected a JSON object, got {type(row).__name__}")
+                missing = [c for c in columns if c not in row]
+                if missing:
+                    raise DataError(f"{path}, row {number}: missing field(s) {missing}")
+                yield number, row
+        except UnicodeDecodeError as error:
+            raise DataError(f"{path}: not UTF-8 text ({error.reason})") from error
+    if not seen_any:
+        raise DataError(f"{path}: the file is empty; expected one JSON object per line")
+
+
+def _stable_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()

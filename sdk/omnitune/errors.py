@@ -1,0 +1,53 @@
+"""Errors a user can act on, each with the exit code the CLI returns for it."""
+
+from __future__ import annotations
+
+
+class OmnituneError(Exception):
+    """Base of every error omnitune raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(OmnituneError):
+    """A run config is invalid: names the field and what was expected."""
+
+    exit_code = 2
+
+
+class DataError(OmnituneError):
+    """A dataset file is missing or malformed: names the file, row and field."""
+
+    exit_code = 3
+
+
+class PluginError(OmnituneError):
+    """A plugin or registry problem: unknown names, duplicates, broken plugins."""
+
+    exit_code = 4
+
+
+class UnknownNameError(PluginError, KeyError):
+    """A task, backbone, head, dataset or metric name that nothing registered."""
+
+    def __str__(self) -> str:  # KeyError would print the repr of its argument
+        return str(self.args[0])
+
+
+class DuplicateNameError(PluginError):
+    """Two plugins registered the same name for the same kind."""
+
+
+class AssetError(OmnituneError):
+    """A pretrained weight file or packaged dataset could not be resolved or verified."""
+
+    exit_code = 5
+
+
+class CheckpointError(OmnituneError):
+    """A checkpoint or artifact is missing, incomplete or incompatible."""
+
+    exit_code = 6
+
+
+EXIT_INTERRUPTED = 130

@@ -1,0 +1,361 @@
+"""The one fine-tuning loop (fit / evaluate) that trains every task of every plugin."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from omnitune import checkpoint as ckpt
+from omnitune.config import TrainConfig
+from omnitune.data import Splits
+from omnitune.errors import ConfigError
+from omnitune.runtime import Runtime, data_generator, epoch_order, rng_state, set_rng_state
+from omnitune.task import StepOutput, Task
+
+log = logging.getLogger("omnitune")
+Metric = Callable[[dict[str, torch.Tensor]], float]
+Emit = Callable[..., None]
+
+
+@dataclass
+class LoopState:
+    """Where training is; saved in every checkpoint. Loop hooks may set ``should_stop``."""
+
+    step: int = 0
+    epoch: int = 0
+    batches_in_epoch: int = 0
+    total_steps: int = 0
+    best_metric: float | None = None
+    best_step: int | None = None
+    best_metrics: dict[str, float] = field(default_factory=dict)
+    evaluated_step: int | None = None
+    evals_without_improvement: int = 0
+    should_stop: bool = False
+    output_dir: str = ""
+
+
+@dataclass
+class FitResult:
+    """Final metrics, and where the loop left off."""
+
+    metrics: dict[str, float]
+    state: LoopState
+
+
+def fit(
+    task: Task,
+    splits: Splits,
+    train: TrainConfig,
+    output_dir: Path,
+    metric_fns: dict[str, Metric],
+    *,
+    runtime: Runtime | None = None,
+    resume: bool = False,
+    emit: Emit | None = None,
+) -> FitResult:
+    """Train ``task.model`` on ``splits.train``; evaluate, checkpoint and early-stop on the
+    validation split; load the best weights; evaluate on the test split."""
+    runtime = runtime or Runtime.create(train.device, train.precision)
+    return _Fit(task, splits, train, output_dir, metric_fns, runtime, emit).run(resume)
+
+
+@torch.no_grad()
+def evaluate(
+    task: Task,
+    model: nn.Module,
+    examples: Sequence[Any],
+    runtime: Runtime,
+    metric_fns: dict[str, Metric],
+    *,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    prefix: str = "eval",
+) -> dict[str, float]:
+    """Mean loss and every metric over ``examples``, keyed ``{prefix}_{name}``."""
+    was_training = model.training
+    model.eval()
+    loader = DataLoader(examples, batch_size=batch_size, shuffle=False, collate_fn=task.collate,
+                        num_workers=num_workers, generator=data_generator(0))
+    loss_sum, count, collected = 0.0, 0, []
+    for batch in loader:
+        items = task.num_items(batch)
+        with runtime.autocast():
+            out: StepOutput = task.evaluation_step(model, runtime.to_device(batch))
+        loss_sum += out.loss.float().item() * items
+        count += items
+        collected.append({k: v.detach().float().cpu() if v.is_floating_point() else v.detach().cpu()
+                          for k, v in out.outputs.items()})
+    model.train(was_training)
+    outputs = {key: torch.cat([c[key] for c in collected]) for key in collected[0]} if collected else {}
+    results = {f"{prefix}_loss": loss_sum / max(count, 1)}
+    for name, metric in metric_fns.items():
+        results[f"{prefix}_{name}"] = metric(outputs)
+    return results
+
+
+class _Fit:
+    """One call of ``fit``: holds the pieces so each phase reads as a short method."""
+
+    def __init__(self, task: Task, splits: Splits, train: TrainConfig, output_dir: Path,
+                 metric_fns: dict[str, Metric], runtime: Runtime, emit: Emit | None) -> None:
+        self.task, self.splits, self.train, self.runtime = task, splits, train, runtime
+        self.metric_fns = metric_fns
+        self.output_dir = output_dir
+        self.checkpoints = output_dir / "checkpoints"
+        self.best_weights = output_dir / "best" / ckpt.WEIGHTS
+        self.metrics_log = output_dir / "metrics.jsonl"
+        self.emit = emit or (lambda *_args, **_kwargs: None)
+        self.monitor = train.monitor or task.monitor
+        self.mode = train.monitor_mode or _default_mode(self.monitor, task)
+        if self.monitor != "loss" and self.monitor not in metric_fns:
+            raise ConfigError(
+                f"train.monitor: {self.monitor!r} is not computed by this task; "
+                f"expected 'loss' or one of {sorted(metric_fns)}"
+            )
+        self.model = task.model.to(runtime.device)
+        self.backbone = getattr(self.model, "backbone", None)
+        if train.strategy != "full" and self.backbone is None:
+            raise ConfigError(f"train.strategy {train.strategy!r} needs a model with a 'backbone'")
+        self.optimizer = build_optimizer(self.model, train)
+        self.batches_per_epoch = math.ceil(len(splits.train) / train.batch_size)
+        total = train.max_steps or train.epochs * math.ceil(self.batches_per_epoch / train.grad_accum)
+        self.scheduler = build_scheduler(self.optimizer, train, total)
+        self.scaler = runtime.grad_scaler()
+        self.state = LoopState(total_steps=total, output_dir=str(output_dir))
+
+    # -- phases ---------------------------------------------------------------------------
+
+    def run(self, resume: bool) -> FitResult:
+        self._start(resume)
+        self.emit("on_fit_start", state=self.state)
+        started, samples = time.perf_counter(), 0
+        progress = tqdm(total=self.state.total_steps, initial=self.state.step, unit="step",
+                        disable=not self.train.progress, dynamic_ncols=True)
+        while self.state.step < self.state.total_steps and not self.state.should_stop:
+            self._set_frozen(self.state.epoch < self._unfreeze_epoch)
+            for window in _windows(self._epoch_batches(), self.train.grad_accum):
+                loss, items = self._optimizer_step(window)
+                samples += items
+                self.state.step += 1
+                self.state.batches_in_epoch += len(window)
+                rate = samples / max(time.perf_counter() - started, 1e-9)
+                logs = {"loss": loss, "lr": self.scheduler.get_last_lr()[0], "samples_per_s": rate}
+                progress.update(1)
+                progress.set_postfix(loss=f"{loss:.4f}", samples_s=f"{rate:.1f}")
+                if self.state.step % self.train.log_every == 0:
+                    self._log({"step": self.state.step, "epoch": self.state.epoch, **logs})
+                self.emit("on_step_end", state=self.state, logs=logs)
+                if self.train.eval_every and self.state.step % self.train.eval_every == 0:
+                    self._evaluate_and_checkpoint()
+                elif self.train.checkpoint_every and self.state.step % self.train.checkpoint_every == 0:
+                    self._save_checkpoint()
+                if self.state.should_stop or self.state.step >= self.state.total_steps:
+                    break
+            if self.state.batches_in_epoch >= self.batches_per_epoch:
+                self.state.epoch += 1
+                self.state.batches_in_epoch = 0
+                if self.train.eval_every is None:
+                    self._evaluate_and_checkpoint()
+        progress.close()
+        if self.state.evaluated_step != self.state.step:
+            self._evaluate_and_checkpoint()
+        return FitResult(self._finish(samples, time.perf_counter() - started), self.state)
+
+    def _start(self, resume: bool) -> None:
+        latest = ckpt.latest_checkpoint(self.checkpoints)
+        if resume and latest is not None:
+            training_state = ckpt.load_checkpoint(latest, self.model)
+            self.optimizer.load_state_dict(training_state["optimizer"])
+            self.scheduler.load_state_dict(training_state["scheduler"])
+            self.scaler.load_state_dict(training_state["scaler"])
+            set_rng_state(training_state["rng"])
+            self.state = LoopState(**json.loads(training_state["loop"]))
+            self._truncate_metrics_log(self.state.step)
+            log.info("resumed from %s (step %d of %d)", latest, self.state.step, self.state.total_steps)
+        elif resume:
+            log.warning("--resume: no checkpoint under %s; starting from scratch", self.checkpoints)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+
+    def _epoch_batches(self) -> Iterator[dict[str, Any]]:
+        order = list(epoch_order(len(self.splits.train), self.train.seed, self.state.epoch))
+        skip = self.state.batches_in_epoch * self.train.batch_size
+        loader = DataLoader(self.splits.train, batch_size=self.train.batch_size, sampler=order[skip:],
+                            collate_fn=self.task.collate, num_workers=self.train.num_workers,
+                            generator=data_generator(self.train.seed))
+        return iter(loader)
+
+    def _optimizer_step(self, window: list[dict[str, Any]]) -> tuple[float, int]:
+        """Accumulate gradients over ``window`` so the update equals that of one large batch."""
+        self.model.train()
+        if self._backbone_frozen:
+            self.backbone.eval()
+        sizes = [self.task.num_items(batch) for batch in window]
+        total = sum(sizes)
+        loss_sum = 0.0
+        for batch, size in zip(window, sizes, strict=True):
+            with self.runtime.autocast():
+                out = self.task.training_step(self.model, self.runtime.to_device(batch))
+            self.scaler.scale(out.loss * (size / total)).backward()
+            loss_sum += out.loss.detach().float().item() * size
+        if self.train.max_grad_norm is not None:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.train.max_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        return loss_sum / total, total
+
+    def _evaluate_and_checkpoint(self) -> None:
+        self.state.evaluated_step = self.state.step
+        if self.splits.validation:
+            metrics = self._evaluate(self.splits.validation, "eval")
+            self._track_best(metrics)
+        self._save_checkpoint()
+
+    def _track_best(self, metrics: dict[str, float]) -> None:
+        value, best = metrics[f"eval_{self.monitor}"], self.state.best_metric
+        improved = best is None or (value > best if self.mode == "max" else value < best)
+        if improved:
+            self.state.best_metric, self.state.best_step = value, self.state.step
+            self.state.best_metrics = metrics
+            self.state.evals_without_improvement = 0
+            self.best_weights.parent.mkdir(parents=True, exist_ok=True)
+            ckpt.save_weights(self.model, self.best_weights)
+            return
+        self.state.evals_without_improvement += 1
+        patience = self.train.early_stopping_patience
+        if patience is not None and self.state.evals_without_improvement >= patience:
+            log.info("early stopping at step %d: no %s improvement in %d evaluations",
+                     self.state.step, self.monitor, patience)
+            self.state.should_stop = True
+
+    def _save_checkpoint(self) -> None:
+        training_state = {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng_state(),
+            "loop": json.dumps(asdict(self.state)),
+        }
+        path = ckpt.save_checkpoint(self.checkpoints, self.state.step, self.model, training_state,
+                                    self.train.keep_checkpoints)
+        self.emit("on_checkpoint_saved", state=self.state, path=str(path))
+
+    def _finish(self, samples: int, seconds: float) -> dict[str, float]:
+        if self.best_weights.is_file():
+            ckpt.load_weights(self.model, self.best_weights)
+        metrics: dict[str, float] = {"steps": self.state.step, "epochs": self.state.epoch}
+        if seconds > 0 and samples:
+            metrics |= {"train_runtime_s": seconds, "train_samples_per_s": samples / seconds}
+        if self.splits.validation:
+            metrics |= self.state.best_metrics | {"best_step": self.state.best_step}
+        if self.splits.test:
+            metrics |= self._evaluate(self.splits.test, "test")
+        self._log({"step": self.state.step, "final": True, **metrics})
+        self.emit("on_fit_end", state=self.state, metrics=metrics)
+        return metrics
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _evaluate(self, examples: Sequence[Any], prefix: str) -> dict[str, float]:
+        metrics = evaluate(self.task, self.model, examples, self.runtime, self.metric_fns,
+                           batch_size=self.train.eval_batch_size or self.train.batch_size,
+                           num_workers=self.train.num_workers, prefix=prefix)
+        self._log({"step": self.state.step, "epoch": self.state.epoch, **metrics})
+        tqdm.write(f"step {self.state.step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+        self.emit("on_evaluate_end", state=self.state, split=prefix, metrics=metrics)
+        return metrics
+
+    @property
+    def _unfreeze_epoch(self) -> int:
+        return {"full": 0, "freeze-backbone": math.inf, "freeze-then-unfreeze": self.train.unfreeze_epoch}[
+            self.train.strategy
+        ]
+
+    @property
+    def _backbone_frozen(self) -> bool:
+        return self.backbone is not None and self.state.epoch < self._unfreeze_epoch
+
+    def _set_frozen(self, frozen: bool) -> None:
+        if self.backbone is not None:
+            self.backbone.requires_grad_(not frozen)
+
+    def _log(self, record: dict[str, Any]) -> None:
+        with open(self.metrics_log, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def _truncate_metrics_log(self, step: int) -> None:
+        if not self.metrics_log.is_file():
+            return
+        kept = [line for line in self.metrics_log.read_text(encoding="utf-8").splitlines()
+                if line and json.loads(line).get("step", 0) <= step]
+        ckpt.atomic_write_text(self.metrics_log, "".join(line + "\n" for line in kept))
+
+
+def build_optimizer(model: nn.Module, train: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over backbone and head parameters, without weight decay on biases and norms.
+
+    The head trains at ``head_lr``; the backbone at ``lr``, or with ``layer_decay`` at
+    ``lr * layer_decay ** (num_layers - layer)`` using the backbone's ``layer_index(name)``.
+    """
+    backbone = getattr(model, "backbone", None)
+    if train.layer_decay is not None and not hasattr(backbone, "layer_index"):
+        raise ConfigError("train.layer_decay needs a backbone with layer_index(name) and num_layers; "
+                          f"{type(backbone).__name__} has none")
+    head_lr = train.head_lr or train.lr
+    groups: dict[tuple[float, float], list[nn.Parameter]] = {}
+    for name, parameter in model.named_parameters():
+        decay = train.weight_decay if parameter.ndim >= 2 else 0.0
+        if not name.startswith("backbone."):
+            lr = head_lr
+        elif train.layer_decay is None:
+            lr = train.lr
+        else:
+            depth = backbone.num_layers - backbone.layer_index(name.removeprefix("backbone."))
+            lr = train.lr * train.layer_decay ** depth
+        groups.setdefault((lr, decay), []).append(parameter)
+    return torch.optim.AdamW([{"params": params, "lr": lr, "weight_decay": decay}
+                              for (lr, decay), params in groups.items()])
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, train: TrainConfig,
+                    total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup over ``warmup_ratio`` of the steps, then constant, linear or cosine decay."""
+    warmup = int(total_steps * train.warmup_ratio)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return step / max(1, warmup)
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        if train.schedule == "linear":
+            return max(0.0, 1.0 - progress)
+        if train.schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+        return 1.0
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _default_mode(monitor: str, task: Task) -> str:
+    if monitor == task.monitor:
+        return task.monitor_mode
+    return "min" if monitor == "loss" else "max"
+
+
+def _windows(iterable: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(iterable)
+    while window := list(itertools.islice(iterator, size)):
+        yield window
