@@ -1,0 +1,197 @@
+"""The loop on a two-parameter regression task registered by a test plugin: accumulation,
+optimizer groups, freezing, early stopping and loop hooks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+import omnitune
+from omnitune.config import TrainConfig
+from omnitune.data import Splits
+from omnitune.loop import build_optimizer, fit
+from omnitune.runtime import Runtime
+from omnitune.task import StepOutput, Task
+
+
+class Regression(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = nn.Sequential(nn.Linear(1, 4), nn.LayerNorm(4))
+        self.head = nn.Linear(4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x)).squeeze(-1)
+
+
+class RegressionTask(Task):
+    """y = 2x + 3 with noise; the loss is the mean over samples."""
+
+    def __init__(self) -> None:
+        torch.manual_seed(0)
+        self.model = Regression()
+
+    def collate(self, examples: list[tuple[float, float]]) -> dict[str, torch.Tensor]:
+        x, y = zip(*examples, strict=True)
+        return {"x": torch.tensor(x).unsqueeze(-1), "y": torch.tensor(y)}
+
+    def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
+        return StepOutput(nn.functional.mse_loss(model(batch["x"]), batch["y"]))
+
+    def encode_inputs(self, inputs: list[float]) -> dict[str, torch.Tensor]:
+        return {"x": torch.tensor(inputs).unsqueeze(-1)}
+
+    def predict_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
+        return [{"value": v} for v in model(batch["x"]).tolist()]
+
+
+def regression_data(count: int = 40) -> Splits:
+    generator = torch.Generator().manual_seed(1)
+    xs = torch.rand(count, generator=generator).tolist()
+    rows = [(x, 2 * x + 3 + 0.01 * i % 3) for i, x in enumerate(xs)]
+    return Splits(train=rows[:30], validation=rows[30:], test=rows[30:])
+
+
+def train_config(**changes: Any) -> TrainConfig:
+    base = {"lr": 0.05, "warmup_ratio": 0.0, "progress": False, "max_grad_norm": None, "seed": 0}
+    return TrainConfig(**(base | changes))
+
+
+def weights(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def test_accumulation_gives_the_same_update_as_one_large_batch(tmp_path: Path) -> None:
+    # 10 samples: one batch of 10, or micro-batches of 4 + 4 + 2 (unequal sizes) accumulated.
+    data = Splits(train=regression_data().train[:10])
+    large, accumulated = RegressionTask(), RegressionTask()
+    fit(large, data, train_config(batch_size=10, max_steps=1), tmp_path / "a", {})
+    fit(accumulated, data, train_config(batch_size=4, grad_accum=3, max_steps=1), tmp_path / "b", {})
+    for name, value in weights(large.model).items():
+        torch.testing.assert_close(weights(accumulated.model)[name], value, rtol=1e-5, atol=1e-6)
+
+
+def test_optimizer_groups_split_backbone_head_and_decay() -> None:
+    model = Regression()
+    optimizer = build_optimizer(model, train_config(lr=1e-4, head_lr=1e-2, weight_decay=0.1))
+    by_id = {id(p): g for g in optimizer.param_groups for p in g["params"]}
+    assert by_id[id(model.backbone[0].weight)]["lr"] == 1e-4
+    assert by_id[id(model.backbone[0].weight)]["weight_decay"] == 0.1
+    assert by_id[id(model.backbone[0].bias)]["weight_decay"] == 0.0
+    assert by_id[id(model.backbone[1].weight)]["weight_decay"] == 0.0  # a norm
+    assert by_id[id(model.head.weight)]["lr"] == 1e-2
+
+
+def test_freeze_backbone_trains_only_the_head(tmp_path: Path) -> None:
+    task = RegressionTask()
+    before = weights(task.model)
+    fit(task, regression_data(), train_config(strategy="freeze-backbone", epochs=2), tmp_path, {})
+    after = weights(task.model)
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("backbone."))
+    assert not torch.equal(before["head.weight"], after["head.weight"])
+
+
+def test_freeze_then_unfreeze(tmp_path: Path) -> None:
+    task = RegressionTask()
+    seen: list[tuple[int, bool]] = []
+
+    class Watch:
+        @omnitune.hookimpl
+        def on_step_end(self, state: Any) -> None:
+            seen.append((state.epoch, task.model.backbone[0].weight.requires_grad))
+
+    plugins = omnitune.load_plugins([Watch()], autoload=False)
+    from omnitune.plugins import emitter
+
+    fit(task, regression_data(), train_config(strategy="freeze-then-unfreeze", unfreeze_epoch=1,
+                                              epochs=2, batch_size=10), tmp_path, {}, emit=emitter(plugins))
+    assert seen == [(0, False)] * 3 + [(1, True)] * 3
+
+
+def test_early_stopping_and_hooks_may_stop(tmp_path: Path) -> None:
+    task = RegressionTask()
+    result = fit(task, regression_data(), train_config(lr=1e-9, epochs=20, early_stopping_patience=2),
+                 tmp_path / "early", {})
+    assert result.state.should_stop
+    assert result.metrics["epochs"] < 20
+
+    class StopAtThree:
+        @omnitune.hookimpl
+        def on_step_end(self, state: Any) -> None:
+            if state.step == 3:
+                state.should_stop = True
+
+    from omnitune.plugins import emitter
+
+    plugins = omnitune.load_plugins([StopAtThree()], autoload=False)
+    stopped = fit(RegressionTask(), regression_data(), train_config(epochs=5), tmp_path / "hook", {},
+                  emit=emitter(plugins))
+    assert stopped.metrics["steps"] == 3
+
+
+def test_a_failing_loop_hook_is_reported_and_training_goes_on(tmp_path: Path) -> None:
+    class Broken:
+        @omnitune.hookimpl
+        def on_step_end(self, state: Any) -> None:
+            raise RuntimeError("logger down")
+
+    from omnitune.plugins import emitter
+
+    plugins = omnitune.load_plugins([Broken()], autoload=False)
+    result = fit(RegressionTask(), regression_data(), train_config(epochs=1, batch_size=8), tmp_path, {},
+                 emit=emitter(plugins))
+    assert result.metrics["steps"] == 4
+    assert [f.hook for f in plugins.failures] == ["on_step_end"]
+    assert "logger down" in plugins.failures[0].error
+
+
+def test_schedule_warms_up_then_decays(tmp_path: Path) -> None:
+    task = RegressionTask()
+    lrs: list[float] = []
+
+    class Record:
+        @omnitune.hookimpl
+        def on_step_end(self, logs: dict[str, float]) -> None:
+            lrs.append(logs["lr"])
+
+    from omnitune.plugins import emitter
+
+    fit(task, regression_data(), train_config(lr=1.0, warmup_ratio=0.25, schedule="linear", max_steps=8,
+                                              batch_size=4), tmp_path, {},
+        emit=emitter(omnitune.load_plugins([Record()], autoload=False)))
+    assert lrs[:3] == pytest.approx([0.5, 1.0, 5 / 6])
+    assert lrs[-1] == pytest.approx(0.0)
+
+
+def test_fp16_on_cpu_is_refused() -> None:
+    with pytest.raises(omnitune.ConfigError, match="fp16 needs a GPU"):
+        Runtime.create("cpu", "fp16")
+
+
+def test_bf16_autocast_on_cpu_trains(tmp_path: Path) -> None:
+    runtime = Runtime.create("cpu", "bf16")
+    result = fit(RegressionTask(), regression_data(), train_config(epochs=2, precision="bf16"), tmp_path, {},
+                 runtime=runtime)
+    assert result.metrics["eval_loss"] < 20
+
+
+def test_layer_decay_scales_backbone_lrs_by_depth(tiny_bert: Path) -> None:
+    from omnitune_text.backbone import transformers_backbone
+    from omnitune_text.plugin import TransformersBackboneConfig
+
+    backbone = transformers_backbone(TransformersBackboneConfig(model=str(tiny_bert)))
+    model = nn.Module()
+    model.backbone, model.head = backbone, nn.Linear(32, 2)
+    optimizer = build_optimizer(model, train_config(lr=1.0, head_lr=2.0, layer_decay=0.5))
+    lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    named = dict(model.named_parameters())
+    assert lr_of[id(named["backbone.encoder.embeddings.word_embeddings.weight"])] == 0.5 ** 3
+    assert lr_of[id(named["backbone.encoder.encoder.layer.0.attention.self.query.weight"])] == 0.5 ** 2
+    assert lr_of[id(named["backbone.encoder.encoder.layer.1.output.dense.weight"])] == 0.5
+    assert lr_of[id(named["head.weight"])] == 2.0
+    with pytest.raises(omnitune.ConfigError, match="layer_decay needs a backbone"):
+        build_optimizer(Regression(), train_config(layer_decay=0.5))
