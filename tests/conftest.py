@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
+import torch
 
 import omnitune
 
@@ -24,10 +25,19 @@ def plugins() -> omnitune.Plugins:
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer BERT with hidden size 32 and a word-level vocabulary, saved like a hub model."""
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), dropout=0.1)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_without_dropout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same tiny BERT without dropout: runs that must match across processes need it."""
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert-no-dropout"), dropout=0.0)
+
+
+def save_tiny_bert(folder: Path, dropout: float) -> Path:
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
-    folder = tmp_path_factory.mktemp("tiny-bert")
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *POSITIVE, *NEGATIVE, *FILLER]
     words = Tokenizer(models.WordPiece({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
     words.normalizer = normalizers.BertNormalizer(lowercase=True)
@@ -37,7 +47,9 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     BertTokenizerFast(tokenizer_object=words, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
                       sep_token="[SEP]", mask_token="[MASK]").save_pretrained(folder)
     config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=37, max_position_embeddings=64)
+                        num_attention_heads=2, intermediate_size=37, max_position_embeddings=64,
+                        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    torch.manual_seed(0)
     BertModel(config).save_pretrained(folder)
     return folder
 

@@ -71,20 +71,25 @@ def finetune(
     """
     from omnitune import loop
     from omnitune.build import build_dataset, build_metrics, build_task
-    from omnitune.runtime import seed_everything
+    from omnitune.runtime import Runtime, seed_everything
 
     run = compose_config(config, overrides=overrides, **fields)
     plugins = plugins or load_plugins()
     options = validate_components(run, plugins.registry)
     output_dir = Path(run.output_dir)
-    prepare_output_dir(output_dir, resume=resume, overwrite=run.overwrite)
+    runtime = Runtime.create(run.train.device, run.train.precision)
+    if runtime.is_main:
+        prepare_output_dir(output_dir, resume=resume, overwrite=run.overwrite)
+    runtime.barrier()
     seed_everything(run.train.seed)
     splits = build_dataset(run, options, plugins.registry)
     task = build_task(run, options, plugins.registry, splits.info)
     result = loop.fit(task, splits, run.train, output_dir, build_metrics(task, plugins.registry),
-                      resume=resume, emit=emitter(plugins))
-    artifact = save_run_artifact(output_dir / "artifact", run, options, task, splits.info,
-                                 result.metrics, plugins)
+                      runtime=runtime, resume=resume, emit=emitter(plugins))
+    artifact = output_dir / "artifact"
+    if runtime.is_main:
+        save_run_artifact(artifact, run, options, task, splits.info, result.metrics, plugins)
+    runtime.barrier()
     return RunResult(result.metrics, artifact, output_dir, run)
 
 

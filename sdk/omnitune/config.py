@@ -32,6 +32,19 @@ class ComponentSpec(BaseModel):
         return dict(self.model_extra or {})
 
 
+class LoraSettings(BaseModel):
+    """LoRA adapters (through peft) for ``strategy: lora``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rank: int = Field(8, ge=1, description="Rank of the update matrices.")
+    alpha: float = Field(16.0, gt=0, description="Scaling: updates are multiplied by alpha / rank.")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the adapter input.")
+    target_modules: list[str] | None = Field(
+        None, description="Linear layers to adapt, by name suffix; default: the backbone's choice."
+    )
+
+
 class TrainConfig(BaseModel):
     """How the loop trains: optimisation, schedule, evaluation, checkpoints, hardware."""
 
@@ -48,9 +61,10 @@ class TrainConfig(BaseModel):
     warmup_ratio: float = Field(0.06, ge=0, lt=1, description="Fraction of steps warming up.")
     schedule: Literal["constant", "linear", "cosine"] = Field("linear", description="LR decay.")
     max_grad_norm: float | None = Field(1.0, gt=0, description="Clip gradients; null: no clip.")
-    strategy: Literal["full", "freeze-backbone", "freeze-then-unfreeze"] = Field(
-        "full", description="What trains: everything, the head alone, or the head first."
+    strategy: Literal["full", "freeze-backbone", "freeze-then-unfreeze", "lora"] = Field(
+        "full", description="What trains: everything, the head alone, the head first, or LoRA adapters."
     )
+    lora: LoraSettings = Field(default_factory=LoraSettings, description="Used by strategy: lora.")
     unfreeze_epoch: int = Field(1, ge=1, description="freeze-then-unfreeze: epoch to unfreeze at.")
     layer_decay: float | None = Field(
         None, gt=0, le=1, description="Layer-wise LR decay: layer k of n trains at lr * decay**(n-k)."
@@ -70,6 +84,11 @@ class TrainConfig(BaseModel):
         "auto", description="auto: bf16 on GPUs that support it, else fp32."
     )
     device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="auto: cuda, mps, cpu.")
+    gradient_checkpointing: bool = Field(False, description="Recompute activations to save memory.")
+    compile: str | None = Field(None, description="torch.compile backend (e.g. inductor); null: eager.")
+    on_nonfinite_loss: Literal["stop", "skip"] = Field(
+        "stop", description="A NaN/inf loss stops the run, or its step is skipped."
+    )
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes.")
     log_every: int = Field(10, ge=1, description="Log training loss every N steps.")
     progress: bool = Field(True, description="Show a progress bar.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+EXIT_INTERRUPTED = 130
+
 
 class OmnituneError(Exception):
     """Base of every error omnitune raises on purpose."""
@@ -50,4 +52,14 @@ class CheckpointError(OmnituneError):
     exit_code = 6
 
 
-EXIT_INTERRUPTED = 130
+
+class TrainingError(OmnituneError):
+    """Training cannot go on (a non-finite loss, say); the last good checkpoint is kept."""
+
+    exit_code = 7
+
+
+class TrainingInterrupted(OmnituneError):
+    """SIGINT or SIGTERM stopped training after saving a resumable checkpoint."""
+
+    exit_code = EXIT_INTERRUPTED

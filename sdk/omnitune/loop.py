@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -20,8 +23,9 @@ from tqdm.auto import tqdm
 from omnitune import checkpoint as ckpt
 from omnitune.config import TrainConfig
 from omnitune.data import Splits
-from omnitune.errors import ConfigError
-from omnitune.runtime import Runtime, data_generator, epoch_order, rng_state, set_rng_state
+from omnitune.errors import ConfigError, TrainingError, TrainingInterrupted
+from omnitune.lora import apply_lora
+from omnitune.runtime import Runtime, data_generator, epoch_order, rng_state, seed_everything, set_rng_state
 from omnitune.task import StepOutput, Task
 
 log = logging.getLogger("omnitune")
@@ -42,6 +46,7 @@ class LoopState:
     best_metrics: dict[str, float] = field(default_factory=dict)
     evaluated_step: int | None = None
     evals_without_improvement: int = 0
+    skipped_steps: int = 0
     should_stop: bool = False
     output_dir: str = ""
 
@@ -66,7 +71,11 @@ def fit(
     emit: Emit | None = None,
 ) -> FitResult:
     """Train ``task.model`` on ``splits.train``; evaluate, checkpoint and early-stop on the
-    validation split; load the best weights; evaluate on the test split."""
+    validation split; load the best weights; evaluate on the test split.
+
+    Under ``torchrun`` every process calls ``fit``; only rank 0 logs, emits loop events and
+    writes checkpoints.
+    """
     runtime = runtime or Runtime.create(train.device, train.precision)
     return _Fit(task, splits, train, output_dir, metric_fns, runtime, emit).run(resume)
 
@@ -83,10 +92,12 @@ def evaluate(
     num_workers: int = 0,
     prefix: str = "eval",
 ) -> dict[str, float]:
-    """Mean loss and every metric over ``examples``, keyed ``{prefix}_{name}``."""
+    """Mean loss and every metric over ``examples``, keyed ``{prefix}_{name}``. Each process
+    evaluates its shard; metrics are computed over all of them."""
     was_training = model.training
     model.eval()
-    loader = DataLoader(examples, batch_size=batch_size, shuffle=False, collate_fn=task.collate,
+    shard = runtime.shard(list(examples), even=False)
+    loader = DataLoader(shard, batch_size=batch_size, shuffle=False, collate_fn=task.collate,
                         num_workers=num_workers, generator=data_generator(0))
     loss_sum, count, collected = 0.0, 0, []
     for batch in loader:
@@ -98,8 +109,10 @@ def evaluate(
         collected.append({k: v.detach().float().cpu() if v.is_floating_point() else v.detach().cpu()
                           for k, v in out.outputs.items()})
     model.train(was_training)
+    parts = runtime.gather((loss_sum, count, collected))
+    collected = [batch for _, _, batches in parts for batch in batches]
     outputs = {key: torch.cat([c[key] for c in collected]) for key in collected[0]} if collected else {}
-    results = {f"{prefix}_loss": loss_sum / max(count, 1)}
+    results = {f"{prefix}_loss": sum(p[0] for p in parts) / max(sum(p[1] for p in parts), 1)}
     for name, metric in metric_fns.items():
         results[f"{prefix}_{name}"] = metric(outputs)
     return results
@@ -116,7 +129,8 @@ class _Fit:
         self.checkpoints = output_dir / "checkpoints"
         self.best_weights = output_dir / "best" / ckpt.WEIGHTS
         self.metrics_log = output_dir / "metrics.jsonl"
-        self.emit = emit or (lambda *_args, **_kwargs: None)
+        quiet: Emit = lambda *_args, **_kwargs: None  # noqa: E731
+        self.emit = emit if emit is not None and runtime.is_main else quiet
         self.monitor = train.monitor or task.monitor
         self.mode = train.monitor_mode or _default_mode(self.monitor, task)
         if self.monitor != "loss" and self.monitor not in metric_fns:
@@ -124,16 +138,26 @@ class _Fit:
                 f"train.monitor: {self.monitor!r} is not computed by this task; "
                 f"expected 'loss' or one of {sorted(metric_fns)}"
             )
-        self.model = task.model.to(runtime.device)
+        self.model = task.model
         self.backbone = getattr(self.model, "backbone", None)
         if train.strategy != "full" and self.backbone is None:
             raise ConfigError(f"train.strategy {train.strategy!r} needs a model with a 'backbone'")
+        if train.strategy == "lora":
+            apply_lora(self.model, train.lora)
+        if train.gradient_checkpointing:
+            _enable_gradient_checkpointing(self.backbone)
+        self.model.to(runtime.device)
         self.optimizer = build_optimizer(self.model, train)
-        self.batches_per_epoch = math.ceil(len(splits.train) / train.batch_size)
+        self.batches_per_epoch = math.ceil(
+            len(runtime.shard(list(range(len(splits.train))), even=True)) / train.batch_size)
         total = train.max_steps or train.epochs * math.ceil(self.batches_per_epoch / train.grad_accum)
         self.scheduler = build_scheduler(self.optimizer, train, total)
         self.scaler = runtime.grad_scaler()
         self.state = LoopState(total_steps=total, output_dir=str(output_dir))
+        self.train_model: nn.Module = self.model
+        self.frozen: bool | None = None
+        self.compiled = train.compile is not None
+        self.stop_signal: int | None = None
 
     # -- phases ---------------------------------------------------------------------------
 
@@ -142,36 +166,51 @@ class _Fit:
         self.emit("on_fit_start", state=self.state)
         started, samples = time.perf_counter(), 0
         progress = tqdm(total=self.state.total_steps, initial=self.state.step, unit="step",
-                        disable=not self.train.progress, dynamic_ncols=True)
-        while self.state.step < self.state.total_steps and not self.state.should_stop:
-            self._set_frozen(self.state.epoch < self._unfreeze_epoch)
-            for window in _windows(self._epoch_batches(), self.train.grad_accum):
-                loss, items = self._optimizer_step(window)
-                samples += items
-                self.state.step += 1
-                self.state.batches_in_epoch += len(window)
-                rate = samples / max(time.perf_counter() - started, 1e-9)
-                logs = {"loss": loss, "lr": self.scheduler.get_last_lr()[0], "samples_per_s": rate}
-                progress.update(1)
-                progress.set_postfix(loss=f"{loss:.4f}", samples_s=f"{rate:.1f}")
-                if self.state.step % self.train.log_every == 0:
-                    self._log({"step": self.state.step, "epoch": self.state.epoch, **logs})
-                self.emit("on_step_end", state=self.state, logs=logs)
-                if self.train.eval_every and self.state.step % self.train.eval_every == 0:
-                    self._evaluate_and_checkpoint()
-                elif self.train.checkpoint_every and self.state.step % self.train.checkpoint_every == 0:
-                    self._save_checkpoint()
-                if self.state.should_stop or self.state.step >= self.state.total_steps:
-                    break
-            if self.state.batches_in_epoch >= self.batches_per_epoch:
-                self.state.epoch += 1
-                self.state.batches_in_epoch = 0
-                if self.train.eval_every is None:
-                    self._evaluate_and_checkpoint()
+                        disable=not (self.train.progress and self.runtime.is_main), dynamic_ncols=True)
+        with self._stop_on_signals():
+            while self.state.step < self.state.total_steps and not self.state.should_stop:
+                self._set_frozen(self.state.epoch < self._unfreeze_epoch)
+                for window in _windows(self._epoch_batches(), self.train.grad_accum):
+                    loss, items = self._optimizer_step(window)
+                    samples += items
+                    self.state.batches_in_epoch += len(window)
+                    if loss is None:
+                        continue
+                    self.state.step += 1
+                    rate = samples / max(time.perf_counter() - started, 1e-9)
+                    logs = {"loss": loss, "lr": self.scheduler.get_last_lr()[0], "samples_per_s": rate}
+                    progress.update(1)
+                    progress.set_postfix(loss=f"{loss:.4f}", samples_s=f"{rate:.1f}")
+                    if self.state.step % self.train.log_every == 0:
+                        self._log({"step": self.state.step, "epoch": self.state.epoch, **logs})
+                    self.emit("on_step_end", state=self.state, logs=logs)
+                    self._after_step()
+                    if self.state.should_stop or self.state.step >= self.state.total_steps:
+                        break
+                if self.state.batches_in_epoch >= self.batches_per_epoch:
+                    self.state.epoch += 1
+                    self.state.batches_in_epoch = 0
+                    if self.train.eval_every is None:
+                        self._evaluate_and_checkpoint()
         progress.close()
         if self.state.evaluated_step != self.state.step:
             self._evaluate_and_checkpoint()
         return FitResult(self._finish(samples, time.perf_counter() - started), self.state)
+
+    def _after_step(self) -> None:
+        """Evaluate or checkpoint when due; agree on stopping across processes; honour signals."""
+        if self.train.eval_every and self.state.step % self.train.eval_every == 0:
+            self._evaluate_and_checkpoint()
+        elif self.train.checkpoint_every and self.state.step % self.train.checkpoint_every == 0:
+            self._save_checkpoint()
+        self.state.should_stop = self.runtime.any(self.state.should_stop)
+        if self.runtime.any(self.stop_signal is not None):
+            name = signal.Signals(self.stop_signal).name if self.stop_signal else "a signal"
+            path = self._save_checkpoint()
+            raise TrainingInterrupted(
+                f"stopped by {name} at step {self.state.step}; checkpoint saved at {path}; "
+                "continue with --resume"
+            )
 
     def _start(self, resume: bool) -> None:
         latest = ckpt.latest_checkpoint(self.checkpoints)
@@ -180,35 +219,46 @@ class _Fit:
             self.optimizer.load_state_dict(training_state["optimizer"])
             self.scheduler.load_state_dict(training_state["scheduler"])
             self.scaler.load_state_dict(training_state["scaler"])
-            set_rng_state(training_state["rng"])
+            set_rng_state(training_state["rng"][self.runtime.rank])
             self.state = LoopState(**json.loads(training_state["loop"]))
-            self._truncate_metrics_log(self.state.step)
-            log.info("resumed from %s (step %d of %d)", latest, self.state.step, self.state.total_steps)
-        elif resume:
-            log.warning("--resume: no checkpoint under %s; starting from scratch", self.checkpoints)
+            if self.runtime.is_main:
+                self._truncate_metrics_log(self.state.step)
+                log.info("resumed from %s (step %d of %d)", latest, self.state.step, self.state.total_steps)
+        else:
+            if resume:
+                log.warning("--resume: no checkpoint under %s; starting from scratch", self.checkpoints)
+            seed_everything(self.train.seed + self.runtime.rank)
         self.output_dir.mkdir(parents=True, exist_ok=True)
 
     def _epoch_batches(self) -> Iterator[dict[str, Any]]:
         order = list(epoch_order(len(self.splits.train), self.train.seed, self.state.epoch))
-        skip = self.state.batches_in_epoch * self.train.batch_size
-        loader = DataLoader(self.splits.train, batch_size=self.train.batch_size, sampler=order[skip:],
+        mine = self.runtime.shard(order, even=True)
+        loader = DataLoader(self.splits.train, batch_size=self.train.batch_size,
+                            sampler=mine[self.state.batches_in_epoch * self.train.batch_size:],
                             collate_fn=self.task.collate, num_workers=self.train.num_workers,
                             generator=data_generator(self.train.seed))
         return iter(loader)
 
-    def _optimizer_step(self, window: list[dict[str, Any]]) -> tuple[float, int]:
-        """Accumulate gradients over ``window`` so the update equals that of one large batch."""
+    def _optimizer_step(self, window: list[dict[str, Any]]) -> tuple[float | None, int]:
+        """Accumulate gradients over ``window`` (on every process) so the update equals that of
+        one large batch: each micro-batch's mean loss is weighted by its share of all items.
+        Returns the mean loss, or None when a non-finite loss was skipped."""
         self.model.train()
-        if self._backbone_frozen:
+        if self.frozen:
             self.backbone.eval()
         sizes = [self.task.num_items(batch) for batch in window]
-        total = sum(sizes)
+        total = self.runtime.sum(float(sum(sizes)))
         loss_sum = 0.0
-        for batch, size in zip(window, sizes, strict=True):
-            with self.runtime.autocast():
-                out = self.task.training_step(self.model, self.runtime.to_device(batch))
-            self.scaler.scale(out.loss * (size / total)).backward()
+        for index, (batch, size) in enumerate(zip(window, sizes, strict=True)):
+            sync = index == len(window) - 1 or not self.runtime.distributed
+            with self._maybe_no_sync(sync), self.runtime.autocast():
+                out = self._training_step(self.runtime.to_device(batch))
+            scale = size * self.runtime.world_size / total  # DDP averages over processes
+            self.scaler.scale(out.loss * scale).backward()
             loss_sum += out.loss.detach().float().item() * size
+        loss = self.runtime.sum(loss_sum) / total
+        if not math.isfinite(loss):
+            return self._nonfinite(loss), int(sum(sizes))
         if self.train.max_grad_norm is not None:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), self.train.max_grad_norm)
@@ -216,7 +266,39 @@ class _Fit:
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
-        return loss_sum / total, total
+        return loss, int(sum(sizes))
+
+    def _training_step(self, batch: dict[str, Any]) -> StepOutput:
+        if not self.compiled:
+            return self.task.training_step(self.train_model, batch)
+        try:
+            out = self.task.training_step(self.train_model, batch)
+        except Exception as error:  # compilation happens lazily, at the first call
+            self._compile_failed(error)
+            return self.task.training_step(self.train_model, batch)
+        self.compiled = False  # compiled and ran: no more checks
+        return out
+
+    def _compile_failed(self, error: Exception) -> None:
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        log.warning("torch.compile(backend=%r) failed, training eagerly instead: %s",
+                    self.train.compile, first_line)
+        self.train_model = self.runtime.wrap(self.model)
+        self.compiled = False
+
+    def _nonfinite(self, loss: float) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        where = f"at step {self.state.step + 1} (epoch {self.state.epoch})"
+        if self.train.on_nonfinite_loss == "stop":
+            latest = ckpt.latest_checkpoint(self.checkpoints)
+            raise TrainingError(
+                f"the training loss became {loss} {where}; last good checkpoint: {latest or 'none'}. "
+                "Lower train.lr, check the data, or set train.on_nonfinite_loss=skip"
+            )
+        self.state.skipped_steps += 1
+        log.warning("skipped a step with a %s loss %s (%d skipped so far)", loss, where,
+                    self.state.skipped_steps)
+        return None
 
     def _evaluate_and_checkpoint(self) -> None:
         self.state.evaluated_step = self.state.step
@@ -232,8 +314,9 @@ class _Fit:
             self.state.best_metric, self.state.best_step = value, self.state.step
             self.state.best_metrics = metrics
             self.state.evals_without_improvement = 0
-            self.best_weights.parent.mkdir(parents=True, exist_ok=True)
-            ckpt.save_weights(self.model, self.best_weights)
+            if self.runtime.is_main:
+                self.best_weights.parent.mkdir(parents=True, exist_ok=True)
+                ckpt.save_weights(self.model, self.best_weights)
             return
         self.state.evals_without_improvement += 1
         patience = self.train.early_stopping_patience
@@ -242,24 +325,32 @@ class _Fit:
                      self.state.step, self.monitor, patience)
             self.state.should_stop = True
 
-    def _save_checkpoint(self) -> None:
-        training_state = {
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "rng": rng_state(),
-            "loop": json.dumps(asdict(self.state)),
-        }
-        path = ckpt.save_checkpoint(self.checkpoints, self.state.step, self.model, training_state,
-                                    self.train.keep_checkpoints)
-        self.emit("on_checkpoint_saved", state=self.state, path=str(path))
+    def _save_checkpoint(self) -> Path:
+        rng = self.runtime.gather(rng_state())
+        path = self.checkpoints / f"step-{self.state.step:08d}"
+        if self.runtime.is_main:
+            training_state = {
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "rng": rng,
+                "loop": json.dumps(asdict(self.state)),
+            }
+            path = ckpt.save_checkpoint(self.checkpoints, self.state.step, self.model, training_state,
+                                        self.train.keep_checkpoints)
+            self.emit("on_checkpoint_saved", state=self.state, path=str(path))
+        self.runtime.barrier()
+        return path
 
     def _finish(self, samples: int, seconds: float) -> dict[str, float]:
         if self.best_weights.is_file():
             ckpt.load_weights(self.model, self.best_weights)
         metrics: dict[str, float] = {"steps": self.state.step, "epochs": self.state.epoch}
         if seconds > 0 and samples:
-            metrics |= {"train_runtime_s": seconds, "train_samples_per_s": samples / seconds}
+            metrics |= {"train_runtime_s": seconds,
+                        "train_samples_per_s": self.runtime.sum(samples) / seconds}
+        if self.state.skipped_steps:
+            metrics["skipped_steps"] = self.state.skipped_steps
         if self.splits.validation:
             metrics |= self.state.best_metrics | {"best_step": self.state.best_step}
         if self.splits.test:
@@ -275,27 +366,56 @@ class _Fit:
                            batch_size=self.train.eval_batch_size or self.train.batch_size,
                            num_workers=self.train.num_workers, prefix=prefix)
         self._log({"step": self.state.step, "epoch": self.state.epoch, **metrics})
-        tqdm.write(f"step {self.state.step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+        if self.runtime.is_main:
+            tqdm.write(f"step {self.state.step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
         self.emit("on_evaluate_end", state=self.state, split=prefix, metrics=metrics)
         return metrics
 
     @property
-    def _unfreeze_epoch(self) -> int:
-        return {"full": 0, "freeze-backbone": math.inf, "freeze-then-unfreeze": self.train.unfreeze_epoch}[
-            self.train.strategy
-        ]
-
-    @property
-    def _backbone_frozen(self) -> bool:
-        return self.backbone is not None and self.state.epoch < self._unfreeze_epoch
+    def _unfreeze_epoch(self) -> float:
+        return {"full": 0, "lora": 0, "freeze-backbone": math.inf,
+                "freeze-then-unfreeze": self.train.unfreeze_epoch}[self.train.strategy]
 
     def _set_frozen(self, frozen: bool) -> None:
-        if self.backbone is not None:
+        """Freeze or unfreeze the backbone; (re)wrap the model for DDP and compile to match."""
+        if frozen == self.frozen:
+            return
+        self.frozen = frozen
+        if self.backbone is not None and self.train.strategy != "lora":
             self.backbone.requires_grad_(not frozen)
+        self.train_model = self.runtime.wrap(self.model)
+        if self.train.compile is not None:
+            try:
+                self.train_model = torch.compile(self.train_model, backend=self.train.compile)
+                self.compiled = True
+            except Exception as error:
+                self._compile_failed(error)
+
+    def _maybe_no_sync(self, sync: bool) -> contextlib.AbstractContextManager[Any]:
+        no_sync = getattr(self.train_model, "no_sync", None)
+        return contextlib.nullcontext() if sync or no_sync is None else no_sync()
+
+    @contextlib.contextmanager
+    def _stop_on_signals(self) -> Iterator[None]:
+        """SIGINT and SIGTERM finish the current step, save a checkpoint and stop."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def remember(signum: int, _frame: object) -> None:
+            self.stop_signal = signum
+
+        previous = {s: signal.signal(s, remember) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     def _log(self, record: dict[str, Any]) -> None:
-        with open(self.metrics_log, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+        if self.runtime.is_main:
+            with open(self.metrics_log, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
 
     def _truncate_metrics_log(self, step: int) -> None:
         if not self.metrics_log.is_file():
@@ -318,6 +438,8 @@ def build_optimizer(model: nn.Module, train: TrainConfig) -> torch.optim.AdamW:
     head_lr = train.head_lr or train.lr
     groups: dict[tuple[float, float], list[nn.Parameter]] = {}
     for name, parameter in model.named_parameters():
+        if not parameter.requires_grad and train.strategy == "lora":
+            continue
         decay = train.weight_decay if parameter.ndim >= 2 else 0.0
         if not name.startswith("backbone."):
             lr = head_lr
@@ -347,6 +469,14 @@ def build_scheduler(optimizer: torch.optim.Optimizer, train: TrainConfig,
         return 1.0
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _enable_gradient_checkpointing(backbone: nn.Module | None) -> None:
+    switch = getattr(backbone, "set_grad_checkpointing", None)
+    if switch is None:
+        raise ConfigError("train.gradient_checkpointing: this backbone does not support it "
+                          f"({type(backbone).__name__} has no set_grad_checkpointing)")
+    switch(True)
 
 
 def _default_mode(monitor: str, task: Task) -> str:

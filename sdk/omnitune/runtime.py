@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -10,22 +11,46 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from torch import nn
 
 from omnitune.errors import ConfigError
 
 
 @dataclass(frozen=True)
 class Runtime:
-    """Where and in which precision a run computes."""
+    """Where and in which precision a run computes, and which process of how many it is."""
 
     device: torch.device
     precision: str  # "fp32", "bf16" or "fp16"
+    rank: int = 0
+    world_size: int = 1
 
     @classmethod
     def create(cls, device: str = "auto", precision: str = "auto") -> Runtime:
-        """Pick the device (cuda, then mps, then cpu) and the precision it supports."""
+        """Pick the device (cuda, then mps, then cpu) and the precision it supports. Under
+        ``torchrun`` (WORLD_SIZE > 1) join the process group: NCCL on GPUs, gloo on CPUs."""
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        if world_size == 1:
+            chosen = select_device(device)
+            return cls(chosen, select_precision(precision, chosen))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         chosen = select_device(device)
-        return cls(chosen, select_precision(precision, chosen))
+        if chosen.type == "cuda":
+            chosen = torch.device("cuda", local_rank)
+            torch.cuda.set_device(chosen)
+        if not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if chosen.type == "cuda" else "gloo")
+        return cls(chosen, select_precision(precision, chosen), dist.get_rank(), dist.get_world_size())
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the process that logs and writes checkpoints and artifacts."""
+        return self.rank == 0
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
@@ -51,11 +76,55 @@ class Runtime:
             return type(batch)(self.to_device(value) for value in batch)
         return batch
 
+    def wrap(self, model: nn.Module) -> nn.Module:
+        """The model to train: DistributedDataParallel across processes, else ``model`` itself."""
+        if not self.distributed:
+            return model
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+
+    def shard(self, items: list[Any], *, even: bool) -> list[Any]:
+        """This process's share of ``items``: every ``world_size``-th from ``rank``. ``even`` drops
+        the last few so every process gets as many (training steps must stay in lock-step)."""
+        if not self.distributed:
+            return items
+        if even:
+            items = items[: len(items) - len(items) % self.world_size]
+        return items[self.rank :: self.world_size]
+
+    def sum(self, value: float) -> float:
+        """Sum of ``value`` over all processes."""
+        if not self.distributed:
+            return value
+        total = torch.tensor([value], dtype=torch.float64, device=self._collective_device)
+        dist.all_reduce(total)
+        return total.item()
+
+    def any(self, flag: bool) -> bool:
+        """True on every process if it is true on any."""
+        return self.sum(float(flag)) > 0
+
+    def gather(self, value: Any) -> list[Any]:
+        """Every process's ``value`` (picklable), in rank order."""
+        if not self.distributed:
+            return [value]
+        gathered: list[Any] = [None] * self.world_size
+        dist.all_gather_object(gathered, value)
+        return gathered
+
+    def barrier(self) -> None:
+        if self.distributed:
+            dist.barrier()
+
     def peak_memory_mb(self) -> float | None:
         """Peak accelerator memory so far, where the backend reports it."""
         if self.device.type == "cuda":
             return torch.cuda.max_memory_allocated(self.device) / 2**20
         return None
+
+    @property
+    def _collective_device(self) -> torch.device:
+        return self.device if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
 def select_device(preference: str = "auto") -> torch.device:
