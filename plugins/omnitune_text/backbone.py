@@ -31,6 +31,28 @@ class TextBackbone(nn.Module):
         self.num_features: int = encoder.config.hidden_size
         self.num_layers: int = encoder.config.num_hidden_layers + 1
 
+    @property
+    def lora_target_modules(self) -> list[str] | None:
+        """peft's usual LoRA targets for this architecture (e.g. query and value for BERT)."""
+        from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
+
+        return TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(self.encoder.config.model_type)
+
+    def set_grad_checkpointing(self, enabled: bool = True) -> None:
+        """Recompute encoder activations in the backward pass instead of storing them."""
+        if hasattr(self.encoder, "activation_checkpointing_enable"):  # transformers >= 5.x
+            switch_on, switch_off, keyword = (self.encoder.activation_checkpointing_enable,
+                                              self.encoder.activation_checkpointing_disable,
+                                              "activation_checkpointing_kwargs")
+        else:
+            switch_on, switch_off, keyword = (self.encoder.gradient_checkpointing_enable,
+                                              self.encoder.gradient_checkpointing_disable,
+                                              "gradient_checkpointing_kwargs")
+        if enabled:
+            switch_on(**{keyword: {"use_reentrant": False}})
+        else:
+            switch_off()
+
     def layer_index(self, name: str) -> int:
         """Depth of a parameter for layer-wise LR decay: embeddings 0, block k is k + 1."""
         if ".embeddings." in f".{name}":

@@ -13,6 +13,8 @@ from omnitune.build import build_task
 from omnitune.checkpoint import WEIGHTS, load_weights
 from omnitune.config import RunConfig, load_config, validate_components
 from omnitune.errors import CheckpointError
+from omnitune.lora import apply_lora
+from omnitune.lora import merge_lora as merge_lora_into
 from omnitune.plugins import Plugins, load_plugins
 from omnitune.runtime import Runtime
 from omnitune.task import Task
@@ -26,9 +28,10 @@ class Predictor:
         task.model.to(runtime.device).eval()
 
     @classmethod
-    def load(cls, folder: str | Path, *, device: str = "auto",
+    def load(cls, folder: str | Path, *, device: str = "auto", merge_lora: bool = False,
              plugins: Plugins | None = None) -> Predictor:
-        """Load an artifact folder written by ``finetune``; no pretrained weights are fetched."""
+        """Load an artifact folder written by ``finetune``; no pretrained weights are fetched.
+        For a LoRA run, ``merge_lora`` folds the adapters into the base weights."""
         folder = Path(folder)
         if not (folder / WEIGHTS).is_file():
             raise CheckpointError(f"{folder} is not an omnitune artifact: {WEIGHTS} is missing")
@@ -37,7 +40,11 @@ class Predictor:
         options = validate_components(config, plugins.registry)
         task = build_task(config, options, plugins.registry, _read_json(folder / "data_info.json"),
                           export_dir=folder / "backbone")
+        if config.train.strategy == "lora":
+            apply_lora(task.model, config.train.lora)
         load_weights(task.model, folder / WEIGHTS)
+        if merge_lora:
+            merge_lora_into(task.model)
         return cls(task, config, Runtime.create(device, "fp32"), plugins)
 
     @torch.no_grad()
