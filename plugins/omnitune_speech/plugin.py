@@ -46,7 +46,7 @@ class CNNBackboneConfig(_Options):
     n_mfcc: int = Field(20, ge=4, le=128, description="mfcc: coefficients kept.")
     window_ms: float = Field(25.0, gt=0, description="Analysis window.")
     hop_ms: float = Field(10.0, gt=0, description="Frame step.")
-    channels: tuple[int, ...] = Field((32, 64, 96), min_length=1, description="Width of each conv block.")
+    channels: tuple[int, ...] = Field((16, 32, 64), min_length=1, description="Width of each conv block.")
     spec_augment: SpecAugmentOptions | None = Field(
         default_factory=SpecAugmentOptions, description="Masking in training; null: off."
     )
