@@ -42,7 +42,7 @@ def split_by_group(
         by_group.setdefault(group(record), []).append(record)
     names = sorted(by_group, key=lambda name: _stable_hash(f"{seed}:{name}"))
     total = len(records)
-    bounds = (fractions[0] * total, (fractions[0] + fractions[1]) * total)
+    bounds = (round(fractions[0] * total), round((fractions[0] + fractions[1]) * total))
     splits: tuple[list[Any], list[Any], list[Any]] = ([], [], [])
     taken = 0
     for name in names:

@@ -1,0 +1,33 @@
+"""Shared by the speech benchmarks: the speech-commands-synth manifest, split by voice variant."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import omnitune
+
+MANIFEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech-commands-synth" / "manifest.csv"
+
+
+def dataset(manifest: Path, target: str) -> dict[str, Any]:
+    """Ten voice variants: six train, two validate, two test; no test voice is heard in training."""
+    if not manifest.is_file():
+        sys.exit(f"{manifest} not found: pass --manifest (the speech-commands-synth manifest.csv)")
+    return {"name": "audio-manifest", "manifest": str(manifest), "target": target,
+            "group_column": "variant", "validation_fraction": 0.2, "test_fraction": 0.2, "seed": 0}
+
+
+def timed_finetune(run: dict[str, Any]) -> tuple[dict[str, float], float]:
+    started = time.perf_counter()
+    result = omnitune.finetune(run)
+    return result.metrics, time.perf_counter() - started
+
+
+def print_table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |")

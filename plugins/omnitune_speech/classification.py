@@ -1,0 +1,89 @@
+"""The audio-classification task: one label per clip (keywords, speakers, events)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from omnitune.errors import ConfigError
+from omnitune.task import StepOutput
+from omnitune_speech.augment import WaveAugment
+from omnitune_speech.backbone import SpeechBackbone
+from omnitune_speech.frontend import frame_mask
+from omnitune_speech.plugin import AudioClassificationConfig
+from omnitune_speech.speech_task import SpeechTask
+
+
+class ClipClassifier(nn.Module):
+    """Augment (training only), backbone frames, pooled over time, head."""
+
+    def __init__(self, backbone: SpeechBackbone, head: nn.Module, augment: WaveAugment, pooling: str) -> None:
+        super().__init__()
+        self.augment = augment
+        self.backbone = backbone
+        self.head = head
+        self.pooling = pooling
+
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        frames, frame_lengths = self.backbone(self.augment(waveforms, lengths), lengths)
+        return self.head(pool(frames, frame_lengths, self.pooling))
+
+
+def pool(frames: torch.Tensor, frame_lengths: torch.Tensor, how: str) -> torch.Tensor:
+    """One vector per clip from the frames that hold audio: their mean, max, or the last one."""
+    if how == "last":
+        return frames[torch.arange(len(frames), device=frames.device), frame_lengths - 1]
+    valid = frame_mask(frame_lengths, frames.shape[1]).unsqueeze(-1)
+    if how == "max":
+        return frames.masked_fill(~valid, float("-inf")).amax(dim=1)
+    return (frames * valid).sum(1) / frame_lengths.clamp(min=1).unsqueeze(-1).to(frames.dtype)
+
+
+class AudioClassification(SpeechTask):
+    """Softmax over the dataset's labels; cross-entropy; accuracy and macro-F1."""
+
+    metrics = ("accuracy", "macro_f1")
+    monitor = "accuracy"
+    monitor_mode = "max"
+
+    def __init__(self, config: AudioClassificationConfig, *, backbone: SpeechBackbone,
+                 head: Callable[[int, int], nn.Module], data_info: dict[str, Any]) -> None:
+        super().__init__(backbone, data_info, config.clip_seconds, "audio-classification")
+        if "labels" not in data_info:
+            raise ConfigError("audio-classification needs a dataset with labels (audio-folder, or "
+                              "audio-manifest with target: label)")
+        self.config = config
+        self.labels: list[str] = list(data_info["labels"])
+        self.label_index = {name: i for i, name in enumerate(self.labels)}
+        self.model = ClipClassifier(backbone, head(backbone.num_features, len(self.labels)),
+                                    WaveAugment(config.augment), config.pooling)
+
+    def collate(self, examples: list[Any]) -> dict[str, torch.Tensor]:
+        kept, waveforms, lengths = self.decode([e.path for e in examples])
+        labels = torch.tensor([self.label_index[examples[i].target] for i in kept])
+        return {"waveforms": waveforms, "lengths": lengths, "labels": labels}
+
+    def num_items(self, batch: dict[str, torch.Tensor]) -> int:
+        return len(batch["labels"])
+
+    def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
+        logits = model(batch["waveforms"], batch["lengths"]).float()
+        return StepOutput(F.cross_entropy(logits, batch["labels"]), {"logits": logits})
+
+    def evaluation_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
+        out = self.training_step(model, batch)
+        scores = out.outputs["logits"].softmax(dim=-1)
+        outputs = {"scores": scores, "predictions": scores.argmax(-1), "targets": batch["labels"]}
+        return StepOutput(out.loss, outputs)
+
+    def predict_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
+        scores = model(batch["waveforms"], batch["lengths"]).float().softmax(dim=-1)
+        return [{"label": self.labels[int(row.argmax())],
+                 "probabilities": dict(zip(self.labels, row.tolist(), strict=True))} for row in scores]
+
+    def preprocessing(self) -> dict[str, Any]:
+        return {**super().preprocessing(), "pooling": self.config.pooling, "labels": self.labels}

@@ -1,0 +1,77 @@
+"""Spectral front ends (log-mel, MFCC, power mel) and SpecAugment masking, from torchaudio."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torchaudio.transforms as T
+from torch import nn
+
+from omnitune_speech.plugin import SpecAugmentOptions
+
+FrontEndKind = Literal["log-mel", "mfcc", "power-mel"]
+LOG_FLOOR = 1e-6
+
+
+class MelFrontEnd(nn.Module):
+    """Waveforms ``(B, N)`` -> features ``(B, F, T)``, one frame every ``hop_ms``."""
+
+    def __init__(self, kind: FrontEndKind, sample_rate: int, n_mels: int, window_ms: float,
+                 hop_ms: float, n_mfcc: int = 20, slaney: bool = False) -> None:
+        super().__init__()
+        self.kind = kind
+        window = round(sample_rate * window_ms / 1000)
+        self.hop = round(sample_rate * hop_ms / 1000)
+        mel_options = {"n_fft": window, "win_length": window, "hop_length": self.hop, "n_mels": n_mels,
+                       "mel_scale": "slaney" if slaney else "htk", "norm": "slaney" if slaney else None}
+        if kind == "mfcc":
+            self.transform: nn.Module = T.MFCC(sample_rate, n_mfcc=n_mfcc, melkwargs=mel_options)
+            self.num_bands = n_mfcc
+        else:
+            self.transform = T.MelSpectrogram(sample_rate, **mel_options)
+            self.num_bands = n_mels
+        _derived_buffers_not_saved(self.transform)
+
+    def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
+        features = self.transform(waveforms.float())
+        return torch.log(features + LOG_FLOOR) if self.kind == "log-mel" else features
+
+    def frame_lengths(self, lengths: torch.Tensor, frames: int) -> torch.Tensor:
+        """Frames that hold audio, for inputs of ``lengths`` samples (centred STFT)."""
+        return (lengths // self.hop + 1).clamp(min=1, max=frames)
+
+
+def _derived_buffers_not_saved(module: nn.Module) -> None:
+    """Windows and filter banks follow from the options: keep them out of checkpoints."""
+    for owner in module.modules():
+        for name, buffer in list(owner.named_buffers(recurse=False)):
+            delattr(owner, name)
+            owner.register_buffer(name, buffer.clone(), persistent=False)
+
+
+class SpecAugment(nn.Module):
+    """Random frequency and time masks on ``(B, F, T)`` features, in training only, one draw per
+    example; masked cells take the batch mean."""
+
+    def __init__(self, options: SpecAugmentOptions) -> None:
+        super().__init__()
+        self.options = options
+        self.freq = T.FrequencyMasking(options.freq_width, iid_masks=True)
+        self.time = T.TimeMasking(options.time_width, iid_masks=True)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return features
+        fill = features.mean().item()
+        masked = features.unsqueeze(1)
+        for _ in range(self.options.freq_masks):
+            masked = self.freq(masked, fill)
+        for _ in range(self.options.time_masks):
+            masked = self.time(masked, fill)
+        return masked.squeeze(1)
+
+
+def frame_mask(frame_lengths: torch.Tensor, frames: int) -> torch.Tensor:
+    """``(B, T)`` booleans: True where a frame holds audio."""
+    return torch.arange(frames, device=frame_lengths.device) < frame_lengths.unsqueeze(1)

@@ -1,0 +1,205 @@
+"""Hook implementations and option models of the speech plugin (no heavy imports here)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from omnitune import hookimpl
+from omnitune.registry import RegisterCallback
+
+OMNITUNE_API_VERSION = 1
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# -- front ends and augmentation --------------------------------------------------------------
+
+
+class SpecAugmentOptions(_Options):
+    freq_masks: int = Field(2, ge=0, description="Frequency masks per example (training only).")
+    freq_width: int = Field(6, ge=1, description="Widest frequency mask, in mel bands.")
+    time_masks: int = Field(2, ge=0, description="Time masks per example (training only).")
+    time_width: int = Field(10, ge=1, description="Widest time mask, in frames.")
+
+
+class WaveAugmentOptions(_Options):
+    gain_db: float = Field(6.0, ge=0, description="Random gain in [-gain_db, +gain_db] dB (training only).")
+    noise_snr_db: tuple[float, float] | None = Field(
+        (10.0, 40.0), description="White noise at an SNR drawn from this range (dB); null: no noise."
+    )
+    probability: float = Field(0.8, ge=0, le=1, description="Share of training clips augmented.")
+
+
+# -- backbones --------------------------------------------------------------------------------
+
+
+class CNNBackboneConfig(_Options):
+    features: Literal["log-mel", "mfcc"] = Field("log-mel", description="Front end over the waveform.")
+    sample_rate: int = Field(16000, ge=4000, le=96000, description="Audio is resampled to this rate.")
+    n_mels: int = Field(40, ge=8, le=256, description="Mel bands (also feed the MFCC).")
+    n_mfcc: int = Field(20, ge=4, le=128, description="mfcc: coefficients kept.")
+    window_ms: float = Field(25.0, gt=0, description="Analysis window.")
+    hop_ms: float = Field(10.0, gt=0, description="Frame step.")
+    channels: tuple[int, ...] = Field((16, 32, 64), min_length=1, description="Width of each conv block.")
+    spec_augment: SpecAugmentOptions | None = Field(
+        default_factory=SpecAugmentOptions, description="Masking in training; null: off."
+    )
+
+
+class GE2EConfig(_Options):
+    checkpoint: str | None = Field(
+        None, description="Local GE2E state dict (.pt or .safetensors); default: Resemblyzer 0.1.4 from PyPI."
+    )
+    normalize_volume: bool = Field(True, description="Raise quiet clips to -30 dBFS, as GE2E was trained.")
+    spec_augment: SpecAugmentOptions | None = Field(None, description="Masking in training; null: off.")
+
+
+WAV2VEC2_ARCHITECTURES = ("wav2vec2_base", "wav2vec2_large", "wav2vec2_large_lv60k",
+                          "hubert_base", "hubert_large", "hubert_xlarge", "wavlm_base", "wavlm_large")
+
+
+class TorchaudioBackboneConfig(_Options):
+    bundle: str | None = Field(
+        None, description="torchaudio.pipelines bundle, e.g. WAV2VEC2_BASE (downloads weights)."
+    )
+    architecture: Literal[
+        "wav2vec2_base", "wav2vec2_large", "wav2vec2_large_lv60k", "hubert_base", "hubert_large",
+        "hubert_xlarge", "wavlm_base", "wavlm_large", "custom",
+    ] | None = Field(None, description="A torchaudio.models builder; 'custom' takes architecture_options.")
+    architecture_options: dict[str, Any] = Field(
+        default_factory=dict, description="custom: every keyword of torchaudio.models.wav2vec2_model."
+    )
+    checkpoint: str | None = Field(
+        None, description="Local state dict (.safetensors, or .pt/.pth read with weights_only=True)."
+    )
+    layer: int | None = Field(None, ge=1, description="Use this transformer layer's output; null: last.")
+    sample_rate: int = Field(16000, ge=4000, le=96000, description="Rate the model was trained at.")
+    normalize_waveform: bool = Field(False, description="Zero-mean unit-variance input (LV60, XLS-R).")
+    freeze_feature_encoder: bool = Field(True, description="Keep the convolutional feature encoder fixed.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TorchaudioBackboneConfig:
+        if (self.bundle is None) == (self.architecture is None):
+            raise ValueError("set exactly one of bundle or architecture")
+        if self.architecture == "custom" and not self.architecture_options:
+            raise ValueError("architecture 'custom' needs architecture_options")
+        if self.architecture_options and self.architecture != "custom":
+            raise ValueError("architecture_options apply only to architecture 'custom'")
+        return self
+
+
+class TransformersAudioConfig(_Options):
+    model: str = Field(min_length=1, description="Hub id or local folder of a Wav2Vec2Model-like encoder.")
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit).")
+    layer: int | None = Field(None, ge=1, description="Use this hidden layer's output; null: last.")
+    sample_rate: int = Field(16000, ge=4000, le=96000, description="Rate the model was trained at.")
+    normalize_waveform: bool = Field(True, description="Zero-mean unit-variance input, as Wav2Vec2 expects.")
+    freeze_feature_encoder: bool = Field(True, description="Keep the convolutional feature encoder fixed.")
+
+
+# -- tasks ------------------------------------------------------------------------------------
+
+
+class AudioClassificationConfig(_Options):
+    clip_seconds: float | None = Field(
+        1.0, gt=0, description="Crop or zero-pad every clip to this length; null: pad to the longest."
+    )
+    pooling: Literal["mean", "max", "last"] = Field(
+        "mean", description="How frames become one vector ('last' is GE2E's own utterance embedding)."
+    )
+    augment: WaveAugmentOptions | None = Field(None, description="Gain and noise in training; null: off.")
+
+
+class SpeechRecognitionConfig(_Options):
+    augment: WaveAugmentOptions | None = Field(None, description="Gain and noise in training; null: off.")
+
+
+# -- datasets ---------------------------------------------------------------------------------
+
+
+class AudioDatasetOptions(_Options):
+    validation_fraction: float = Field(0.1, ge=0, lt=1, description="Held out for validation.")
+    test_fraction: float = Field(0.1, ge=0, lt=1, description="Held out for testing.")
+    seed: int = Field(0, ge=0, description="Seed of the split and the subsampling.")
+    max_train_samples: int | None = Field(None, ge=1, description="Subsample the training split.")
+    max_eval_samples: int | None = Field(None, ge=1, description="Subsample validation and test.")
+    sample_rate: int | None = Field(
+        None, ge=1, description="Every file must have this rate; null: any rate, resampled."
+    )
+    max_seconds: float = Field(30.0, gt=0, description="Longer files are bad input.")
+    bad_files: Literal["error", "skip"] = Field(
+        "error", description="Unreadable, empty, NaN, too long or wrong-rate files: stop, or skip (warned)."
+    )
+
+    @model_validator(mode="after")
+    def _fractions_leave_training(self) -> AudioDatasetOptions:
+        if self.validation_fraction + self.test_fraction >= 1:
+            raise ValueError("validation_fraction + test_fraction must be below 1")
+        return self
+
+
+class AudioFolderConfig(AudioDatasetOptions):
+    root: str = Field(min_length=1, description="Folder with one subfolder of audio files per class.")
+    group_pattern: str | None = Field(
+        None, description="Regex on the file name; its first group (a speaker) keeps files in one split."
+    )
+
+
+class AudioManifestConfig(AudioDatasetOptions):
+    manifest: str = Field(min_length=1, description="CSV, TSV or JSONL; audio paths relative to it.")
+    path_column: str = Field("path", description="Column holding the audio path.")
+    target_column: str = Field("label", description="Column holding the label or transcript.")
+    target: Literal["label", "transcript"] = Field(
+        "label", description="label: audio-classification; transcript: speech-recognition."
+    )
+    group_column: str | None = Field(
+        None, description="Rows sharing this column's value (a speaker) stay in one split."
+    )
+    lowercase: bool = Field(True, description="transcript: lower-case before building the vocabulary.")
+
+
+# -- hooks ------------------------------------------------------------------------------------
+
+
+@hookimpl
+def register_backbones(register: RegisterCallback) -> None:
+    register("speech-cnn", "omnitune_speech.cnn:speech_cnn", config=CNNBackboneConfig,
+             description="Small CNN over log-mels or MFCCs, trained from scratch.")
+    register("ge2e", "omnitune_speech.ge2e:ge2e", config=GE2EConfig,
+             description="Pretrained GE2E speaker encoder (3-layer LSTM, 40 mels), offline from PyPI.")
+    register("torchaudio-wav2vec2", "omnitune_speech.wav2vec2:torchaudio_wav2vec2",
+             config=TorchaudioBackboneConfig,
+             description="torchaudio wav2vec2 / HuBERT / WavLM: a pipeline bundle or a local checkpoint.")
+    register("transformers-audio", "omnitune_speech.transformers_audio:transformers_audio",
+             config=TransformersAudioConfig,
+             description="A transformers audio encoder (Wav2Vec2Model and kin) by hub id or local folder.")
+
+
+@hookimpl
+def register_tasks(register: RegisterCallback) -> None:
+    register("audio-classification", "omnitune_speech.classification:AudioClassification",
+             config=AudioClassificationConfig,
+             description="Clip-level labels (keywords, speakers, events); accuracy, macro-F1.")
+    register("speech-recognition", "omnitune_speech.recognition:SpeechRecognition",
+             config=SpeechRecognitionConfig,
+             description="Character CTC with greedy decoding; CER, WER.")
+
+
+@hookimpl
+def register_datasets(register: RegisterCallback) -> None:
+    register("audio-folder", "omnitune_speech.datasets:audio_folder", config=AudioFolderConfig,
+             description="One subfolder of wav/flac/ogg files per class.")
+    register("audio-manifest", "omnitune_speech.datasets:audio_manifest", config=AudioManifestConfig,
+             description="CSV/TSV/JSONL of audio paths with a label or transcript column.")
+
+
+@hookimpl
+def register_metrics(register: RegisterCallback) -> None:
+    register("cer", "omnitune_speech.metrics:cer", description="Character error rate (edit distance).")
+    register("wer", "omnitune_speech.metrics:wer", description="Word error rate (edit distance).")

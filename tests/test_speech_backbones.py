@@ -1,0 +1,118 @@
+"""Speech backbones: tiny torchaudio and transformers encoders through fit -> artifact -> Predictor
+(rebuilt from the artifact alone), and the real pretrained GE2E encoder (slow)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from speech_audio import SHARED, tiny_cnn, train_settings, write_tone_folder
+
+import omnitune
+
+TINY_WAV2VEC2 = {
+    "extractor_mode": "group_norm", "extractor_conv_layer_config": [[16, 10, 5], [16, 3, 2], [16, 2, 2]],
+    "extractor_conv_bias": False, "encoder_embed_dim": 32, "encoder_projection_dropout": 0.0,
+    "encoder_pos_conv_kernel": 16, "encoder_pos_conv_groups": 4, "encoder_num_layers": 2,
+    "encoder_num_heads": 2, "encoder_attention_dropout": 0.0, "encoder_ff_interm_features": 64,
+    "encoder_ff_interm_dropout": 0.0, "encoder_dropout": 0.0, "encoder_layer_norm_first": False,
+    "encoder_layer_drop": 0.0,
+}
+
+
+def _fit_and_predict(backbone: dict, tmp_path: Path, plugins: omnitune.Plugins) -> dict:
+    root = write_tone_folder(tmp_path / "tones", per_class=8)
+    run = {"task": {"name": "audio-classification", "clip_seconds": 0.5}, "backbone": backbone,
+           "dataset": {"name": "audio-folder", "root": str(root), "validation_fraction": 0,
+                       "test_fraction": 0},
+           "train": train_settings(max_steps=2), "output_dir": str(tmp_path / "run")}
+    artifact = omnitune.finetune(run, plugins=plugins).artifact
+    return {"artifact": artifact, "prediction": omnitune.Predictor.load(artifact, plugins=plugins).predict(
+        [str(root / "low" / "spk0_0.wav")])[0]}
+
+
+def test_torchaudio_wav2vec2_from_a_safetensors_checkpoint(tmp_path: Path, plugins: omnitune.Plugins) -> None:
+    import torchaudio
+    from safetensors.torch import save_file
+
+    source = torchaudio.models.wav2vec2_model(**TINY_WAV2VEC2, aux_num_out=None)
+    checkpoint = tmp_path / "tiny.safetensors"
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(checkpoint))
+    backbone = {"name": "torchaudio-wav2vec2", "architecture": "custom",
+                "architecture_options": TINY_WAV2VEC2, "checkpoint": str(checkpoint)}
+
+    from omnitune_speech.plugin import TorchaudioBackboneConfig
+    from omnitune_speech.wav2vec2 import torchaudio_wav2vec2
+
+    options = {k: v for k, v in backbone.items() if k != "name"}
+    built = torchaudio_wav2vec2(TorchaudioBackboneConfig(**options))
+    assert torch.equal(built.model.encoder.transformer.layers[1].attention.k_proj.weight,
+                       source.encoder.transformer.layers[1].attention.k_proj.weight)
+    assert (built.num_features, built.num_layers) == (32, 3)
+
+    result = _fit_and_predict(backbone, tmp_path, plugins)
+    checkpoint.unlink()  # the artifact alone must rebuild the model
+    again = omnitune.Predictor.load(result["artifact"], plugins=plugins)
+    (prediction,) = again.predict([str(tmp_path / "tones" / "low" / "spk0_0.wav")])
+    assert prediction["probabilities"] == pytest.approx(result["prediction"]["probabilities"])
+
+
+def test_torchaudio_checkpoint_that_does_not_fit_is_named(tmp_path: Path) -> None:
+    from omnitune.errors import AssetError
+    from omnitune_speech.plugin import TorchaudioBackboneConfig
+    from omnitune_speech.wav2vec2 import torchaudio_wav2vec2
+
+    checkpoint = tmp_path / "other.pt"
+    torch.save({"encoder.unrelated": torch.zeros(2)}, checkpoint)
+    config = TorchaudioBackboneConfig(architecture="custom", architecture_options=TINY_WAV2VEC2,
+                                      checkpoint=str(checkpoint))
+    with pytest.raises(AssetError, match=r"other\.pt does not fit .*unexpected \['encoder.unrelated'\]"):
+        torchaudio_wav2vec2(config)
+
+
+def test_transformers_audio_encoder_from_a_local_folder(tmp_path: Path, plugins: omnitune.Plugins) -> None:
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    folder = tmp_path / "tiny-w2v2"
+    Wav2Vec2Model(Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                 intermediate_size=64, conv_dim=(16, 16, 16), conv_stride=(5, 2, 2),
+                                 conv_kernel=(10, 3, 2), num_conv_pos_embeddings=16,
+                                 num_conv_pos_embedding_groups=4)).save_pretrained(folder)
+    result = _fit_and_predict({"name": "transformers-audio", "model": str(folder)}, tmp_path, plugins)
+    assert (result["artifact"] / "backbone" / "config.json").is_file()
+    assert result["prediction"]["label"] in {"low", "high"}
+
+
+def test_cnn_mfcc_front_end_and_too_many_blocks(tmp_path: Path, plugins: omnitune.Plugins) -> None:
+    result = _fit_and_predict({**tiny_cnn(), "features": "mfcc", "n_mfcc": 16}, tmp_path, plugins)
+    assert result["prediction"]["label"] in {"low", "high"}
+    from omnitune.errors import ConfigError
+    from omnitune_speech.cnn import speech_cnn
+    from omnitune_speech.plugin import CNNBackboneConfig
+
+    with pytest.raises(ConfigError, match="halve the 8 bands to nothing"):
+        speech_cnn(CNNBackboneConfig(n_mels=8, channels=(4, 4, 4, 4)))
+
+
+@pytest.mark.slow
+def test_ge2e_loads_the_resemblyzer_weights_and_embeds_real_speech() -> None:
+    """Real GE2E weights from the Resemblyzer wheel (sha256-pinned, read with weights_only=True),
+    run on real synthetic-speech clips."""
+    if not SHARED.is_dir():
+        pytest.skip(f"{SHARED} is absent")
+    from omnitune.assets import resolve
+    from omnitune_speech.audio import AudioChecks, read_audio, stack
+    from omnitune_speech.ge2e import RESEMBLYZER, ge2e
+    from omnitune_speech.plugin import GE2EConfig
+
+    encoder = ge2e(GE2EConfig()).eval()
+    saved = torch.load(resolve(RESEMBLYZER), map_location="cpu", weights_only=True)["model_state"]
+    assert torch.equal(encoder.lstm.weight_hh_l2, saved["lstm.weight_hh_l2"])
+    assert torch.equal(encoder.linear.bias, saved["linear.bias"])
+    assert sum(p.numel() for p in encoder.parameters()) == 1_423_616
+    clips = [read_audio(SHARED / word / "en-us_m1_140.flac", 16000, AudioChecks()) for word in ("yes", "no")]
+    with torch.no_grad():
+        frames, frame_lengths = encoder(*stack(clips))
+    assert frames.shape == (2, 101, 256) and frame_lengths.tolist() == [101, 101]
+    assert (frames >= 0).all() and frames.std() > 0
