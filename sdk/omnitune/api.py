@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,8 @@ class RunResult:
     artifact: Path
     output_dir: Path
     config: RunConfig
+    task: Any = field(default=None, repr=False, compare=False)
+    """The trained ``Task``; its ``model`` holds the weights saved in ``artifact``."""
 
 
 def compose_config(
@@ -85,7 +87,7 @@ def finetune(
                       resume=resume, emit=emitter(plugins))
     artifact = save_run_artifact(output_dir / "artifact", run, options, task, splits.info,
                                  result.metrics, plugins)
-    return RunResult(result.metrics, artifact, output_dir, run)
+    return RunResult(result.metrics, artifact, output_dir, run, task)
 
 
 def evaluate(
