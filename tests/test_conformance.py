@@ -1,7 +1,8 @@
 """The conformance kit over every plugin shipped or demonstrated here: one entry per task.
 
-Adding a plugin's task is one ``ConformanceCase`` line in ``CASES``: a name, a function that
-writes a small run config (and its data) under a folder, and raw inputs to predict on.
+Adding a plugin's task is one ``ConformanceCase`` entry in ``CASES``: a name, a function that
+writes a small run config (and its data) under a folder, and raw inputs to predict on. The
+example plugins are pip-installed into a throwaway venv and discovered through their entry points.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import pytest
 
 from omnitune.testing import CHECKS, ConformanceCase
 
-from conftest import save_tiny_bert, sentiment_rows, tiny_run, write_csv
+from conftest import PluginEnv, save_tiny_bert, sentiment_rows, tabular_rows, tabular_run, tiny_run, write_csv
 
 
 def text_classification(workdir: Path) -> dict:
@@ -20,13 +21,20 @@ def text_classification(workdir: Path) -> dict:
     return tiny_run(save_tiny_bert(workdir / "bert"), data, workdir / "run", batch_size=8)
 
 
+def tabular_classification(workdir: Path) -> dict:
+    return tabular_run(write_csv(workdir / "table.csv", tabular_rows(120)), workdir / "run")
+
+
 CASES = [
     ConformanceCase("text-classification", text_classification, ["the film was wonderful", "dull"],
                     invalid=["task.max_length=2", "dataset.validation_fraction=1.5"]),
+    ConformanceCase("tabular-classification (examples/acme-tabular)", tabular_classification,
+                    [{"income": 90_000, "age": 70, "noise": 0}, [20_000, 20, 0.5], "50000,49,0"],
+                    invalid=["backbone.depth=0", "dataset.feature_columns=[]"]),
 ]
 
 
 @pytest.mark.parametrize("check", CHECKS)
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
-def test_conformance(case: ConformanceCase, check: str, tmp_path: Path) -> None:
+def test_conformance(case: ConformanceCase, check: str, tmp_path: Path, example_plugins: PluginEnv) -> None:
     CHECKS[check](case, tmp_path)
