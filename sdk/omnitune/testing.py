@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omnitune.config import COMPONENTS
+from omnitune.config import COMPONENTS, load_config
 from omnitune.errors import ConfigError
 from omnitune.hookspecs import hookimpl
 from omnitune.plugins import load_plugins
@@ -54,13 +54,14 @@ class ConformanceCase:
     invalid: Sequence[str] = ()
 
     def run_config(self, workdir: Path, run_name: str, **train: Any) -> dict[str, Any]:
-        """The case's config, trained on the CPU under ``workdir/run_name`` with ``train`` settings."""
+        """The case's config, complete with defaults, trained on the CPU under
+        ``workdir/run_name`` with ``train`` settings."""
         workdir.mkdir(parents=True, exist_ok=True)
         source = self.config(workdir) if callable(self.config) else self.config
         config = json.loads(json.dumps(source))  # a deep copy the kit may change
         config["train"] = {**config.get("train", {}), **CPU_SETTINGS, **train}
         config["output_dir"] = str(workdir / run_name)
-        return config
+        return load_config(config).model_dump(mode="json")  # defaults filled in, e.g. the head
 
 
 def check_contributions(case: ConformanceCase, workdir: Path) -> None:
