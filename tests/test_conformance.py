@@ -38,3 +38,11 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
 def test_conformance(case: ConformanceCase, check: str, tmp_path: Path, example_plugins: PluginEnv) -> None:
     CHECKS[check](case, tmp_path)
+
+
+def test_the_kit_fails_a_case_whose_bad_value_is_accepted(tmp_path: Path, example_plugins: PluginEnv) -> None:
+    from omnitune.testing import ConformanceError
+
+    lenient = ConformanceCase("lenient", tabular_classification, [[0, 0, 0]], invalid=["dataset.seed=3"])
+    with pytest.raises(ConformanceError, match="lenient: bad-config: --set dataset.seed=3 was accepted"):
+        CHECKS["bad-config"](lenient, tmp_path)

@@ -58,8 +58,7 @@ class ConformanceCase:
         ``workdir/run_name`` with ``train`` settings."""
         workdir.mkdir(parents=True, exist_ok=True)
         source = self.config(workdir) if callable(self.config) else self.config
-        config = json.loads(json.dumps(source))  # a deep copy the kit may change
-        config["train"] = {**config.get("train", {}), **CPU_SETTINGS, **train}
+        config = {**source, "train": {**source.get("train", {}), **CPU_SETTINGS, **train}}
         config["output_dir"] = str(workdir / run_name)
         return load_config(config).model_dump(mode="json")  # defaults filled in, e.g. the head
 
@@ -67,11 +66,10 @@ class ConformanceCase:
 def check_contributions(case: ConformanceCase, workdir: Path) -> None:
     """The plugins behind the case loaded cleanly; each of their contributions has an options
     model that forbids unknown fields and a factory that imports; the case's config validates."""
-    from omnitune.api import compose_config
     from omnitune.config import validate_components
 
     plugins = load_plugins()
-    config = compose_config(case.run_config(workdir, "contributions"))
+    config = load_config(case.run_config(workdir, "contributions"))
     owners = {plugins.registry.get(kind, getattr(config, kind).name).plugin for kind in COMPONENTS}
     failures = [str(f) for f in plugins.failures if f.plugin in owners]
     _expect(case, "contributions", not failures, f"plugin failures: {failures}")
