@@ -7,7 +7,8 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+# setuptools 70.1+ builds editable wheels without the wheel package (tests pip-install plugins)
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip "setuptools>=70.1,<82"
 if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check \
         -c constraints.txt -e ".[all,test]" > .venv/install.log 2>&1; then
     grep -v "^WARNING: Location" .venv/install.log >&2

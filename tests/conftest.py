@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import csv
 import random
+import subprocess
+import sys
+import sysconfig
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -13,6 +18,8 @@ import omnitune
 
 POSITIVE = ["great", "wonderful", "superb", "lovely", "brilliant", "delightful", "moving", "fun"]
 NEGATIVE = ["awful", "boring", "dreadful", "dull", "terrible", "clumsy", "tedious", "weak"]
+EXAMPLES = Path(__file__).parent.parent / "examples"
+EXAMPLE_PLUGINS = ("acme-tabular", "acme-csv-logger")
 FILLER = ["the", "movie", "film", "plot", "acting", "was", "really", "quite", "and", "story"]
 
 
@@ -34,7 +41,8 @@ def tiny_bert_without_dropout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert-no-dropout"), dropout=0.0)
 
 
-def save_tiny_bert(folder: Path, dropout: float) -> Path:
+def save_tiny_bert(folder: Path, dropout: float = 0.1) -> Path:
+    """Write the tiny BERT and its tokenizer into ``folder``."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
@@ -89,3 +97,74 @@ def tiny_run(tiny_bert: Path, data: Path, output_dir: Path, **train: object) -> 
         "train": {"epochs": 2, "batch_size": 16, "lr": 3e-3, "progress": False, **train},
         "output_dir": str(output_dir),
     }
+
+
+def tabular_rows(count: int, seed: int = 0) -> list[dict[str, object]]:
+    """Rows of three numeric features on different scales; the label depends on two of them."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(count):
+        income, age, noise = rng.gauss(50_000, 15_000), rng.uniform(18, 80), rng.gauss(0, 1)
+        label = "yes" if (income - 50_000) / 15_000 + (age - 49) / 18 > 0 else "no"
+        rows.append({"income": round(income, 2), "age": round(age, 1), "noise": round(noise, 3),
+                     "label": label})
+    return rows
+
+
+def tabular_run(data: Path, output_dir: Path, **train: object) -> dict:
+    """A run config for the example plugin's tabular classification on a generated CSV."""
+    return {
+        "task": "tabular-classification",
+        "backbone": {"name": "tabular-mlp", "width": 16, "depth": 2},
+        "head": {"name": "linear", "dropout": 0.0},
+        "dataset": {"name": "csv-table", "train": str(data)},
+        "train": {"epochs": 8, "batch_size": 16, "lr": 1e-2, "progress": False, **train},
+        "output_dir": str(output_dir),
+    }
+
+
+@dataclass(frozen=True)
+class PluginEnv:
+    """A throwaway virtual environment layered on the test interpreter's packages."""
+
+    python: Path
+    site_packages: Path
+
+    def source_paths(self) -> list[Path]:
+        """The folders its editable installs put on sys.path (the lines of their .pth files)."""
+        lines = (line.strip() for pth in self.site_packages.glob("__editable__*.pth")
+                 for line in pth.read_text().splitlines())
+        return [Path(line) for line in lines if line and Path(line).is_dir()]
+
+
+def plugin_env(folder: Path, *projects: Path) -> PluginEnv:
+    """Create a venv in ``folder`` that sees this interpreter's packages (omnitune, torch, pytest)
+    and ``pip install --no-deps --no-build-isolation -e`` each of ``projects`` into it."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+    site_packages = next((folder / "lib").glob("python3*/site-packages"))
+    parent = sysconfig.get_paths()["purelib"]
+    (site_packages / "_omnitune_parent.pth").write_text(f"import site; site.addsitedir({parent!r})\n")
+    python = folder / "bin" / "python"
+    editable = [arg for project in projects for arg in ("-e", str(project))]
+    done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                           "--no-deps", "--no-build-isolation", *editable], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return PluginEnv(python, site_packages)
+
+
+@pytest.fixture(scope="session")
+def example_env(tmp_path_factory: pytest.TempPathFactory) -> PluginEnv:
+    """The example plugins pip-installed into a throwaway venv, once per session."""
+    return plugin_env(tmp_path_factory.mktemp("example-env") / "venv",
+                      *(EXAMPLES / name for name in EXAMPLE_PLUGINS))
+
+
+@pytest.fixture
+def example_plugins(example_env: PluginEnv, monkeypatch: pytest.MonkeyPatch) -> Iterator[PluginEnv]:
+    """Makes the installed example plugins visible to entry-point discovery in this process,
+    for this test only."""
+    for path in [example_env.site_packages, *example_env.source_paths()]:
+        monkeypatch.syspath_prepend(str(path))
+    yield example_env
+    for name in [m for m in sys.modules if m.split(".")[0] in ("acme_tabular", "acme_csv_logger")]:
+        del sys.modules[name]

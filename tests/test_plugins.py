@@ -58,6 +58,13 @@ THIRD_PARTY = {
         def register_heads(register):
             register("from-the-future", lambda c, i, o: None)
     ''',
+    "lost_factory": '''
+        import omnitune
+
+        @omnitune.hookimpl
+        def register_datasets(register):
+            register("lost-data", "acme_nowhere.data:load")
+    ''',
     "unknown_hook": '''
         import omnitune
 
@@ -147,8 +154,82 @@ def test_listing_commands_do_not_import_torch() -> None:
     import sys
 
     code = ("import sys; from omnitune.cli import main; main(['tasks']); main(['plugins']); "
+            "main(['plugins', 'doctor']); "
             "assert 'torch' not in sys.modules, 'torch was imported'; "
             "assert 'transformers' not in sys.modules")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "text-classification" in done.stdout
+
+
+def test_incompatible_api_version_message(third_party: Path) -> None:
+    plugins = omnitune.load_plugins()
+    failure = next(f for f in plugins.failures if f.plugin == "future_api")
+    assert str(failure) == (
+        "plugin 'future_api' (2.3.4) failed at register: targets omnitune hook API version 99, "
+        f"but this omnitune provides version {omnitune.API_VERSION}; upgrade the plugin or omnitune")
+    assert "future_api" not in {p.name for p in plugins.loaded}
+    text = next(p for p in plugins.loaded if p.name == "text")
+    assert text.api_version == omnitune.API_VERSION
+
+
+def test_doctor_reports_every_failure_and_exits_non_zero(
+    third_party: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from omnitune.cli import main
+
+    assert main(["plugins", "doctor"]) == PluginError.exit_code
+    out = capsys.readouterr().out
+    assert "good_plugin 2.3.4  (entry point good_plugin)" in out
+    assert "  hooks: register_metrics" in out
+    assert "  registered: metric:always-one" in out
+    for plugin, hook in [("broken_import", "import"), ("broken_hook", "register_heads"),
+                         ("future_api", "register"), ("unknown_hook", "register"),
+                         ("lost_factory", "register_datasets")]:
+        assert f"FAILED plugin {plugin!r} (2.3.4) at {hook}:" in out
+    assert "dataset 'lost-data': factory 'acme_nowhere.data:load' cannot be imported" in out
+    assert "Traceback" not in out
+
+    assert main(["plugins", "doctor", "--verbose"]) == PluginError.exit_code
+    assert "ValueError: boom inside the hook" in capsys.readouterr().out
+
+    assert main(["plugins", "doctor", "--json"]) == PluginError.exit_code
+    import json
+
+    report = json.loads(capsys.readouterr().out)
+    broken = next(f for f in report["failures"] if f["plugin"] == "broken_hook")
+    assert "Traceback" in broken["traceback"]
+    good = next(p for p in report["plugins"] if p["name"] == "good_plugin")
+    assert good["hooks"] == ["register_metrics"]
+    assert main(["plugins"]) == 0  # the listing itself never fails
+
+
+def test_doctor_exits_zero_when_all_plugins_load(capsys: pytest.CaptureFixture) -> None:
+    from omnitune.cli import main
+
+    assert main(["plugins", "doctor"]) == 0
+    assert "FAILED" not in capsys.readouterr().out
+
+
+def test_a_factory_that_raises_at_build_time_names_plugin_and_contribution(
+    tiny_bert: Path, sentiment_csv: Path, tmp_path: Path
+) -> None:
+    from conftest import tiny_run
+
+    class Exploding:
+        @omnitune.hookimpl
+        def register_backbones(self, register):
+            register("exploding", self.build)
+
+        @staticmethod
+        def build(options, export_dir=None):
+            raise RuntimeError("out of cheese")
+
+    run = tiny_run(tiny_bert, sentiment_csv, tmp_path / "run")
+    run["backbone"] = {"name": "exploding"}
+    with pytest.raises(PluginError) as raised:
+        omnitune.finetune(run, plugins=omnitune.load_plugins([Exploding()]))
+    message = str(raised.value)
+    assert "plugin 'Exploding-0': backbone 'exploding' failed to build" in message
+    assert "RuntimeError: out of cheese" in message
+    assert isinstance(raised.value.__cause__, RuntimeError)

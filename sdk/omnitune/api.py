@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,8 @@ class RunResult:
     artifact: Path
     output_dir: Path
     config: RunConfig
+    task: Any = field(default=None, repr=False, compare=False)
+    """The trained ``Task``; its ``model`` holds the weights saved in ``artifact``."""
 
 
 def compose_config(
@@ -90,7 +92,7 @@ def finetune(
     if runtime.is_main:
         save_run_artifact(artifact, run, options, task, splits.info, result.metrics, plugins)
     runtime.barrier()
-    return RunResult(result.metrics, artifact, output_dir, run)
+    return RunResult(result.metrics, artifact, output_dir, run, task)
 
 
 def evaluate(

@@ -18,7 +18,7 @@ from omnitune.task import Task
 
 def build_dataset(config: RunConfig, options: dict[Kind, BaseModel], registry: Registry) -> Splits:
     """Load the dataset's splits through its registered factory."""
-    splits = registry.get("dataset", config.dataset.name).load()(options["dataset"])
+    splits = registry.get("dataset", config.dataset.name).build(options["dataset"])
     if not isinstance(splits, Splits):
         raise PluginError(f"dataset {config.dataset.name!r} returned {type(splits).__name__}, "
                           "expected omnitune.data.Splits")
@@ -36,11 +36,11 @@ def build_task(
 ) -> Task:
     """Build backbone, head and task. With ``export_dir`` the backbone is rebuilt from an
     artifact's exported files instead of its pretrained source."""
-    backbone = registry.get("backbone", config.backbone.name).load()(
+    backbone = registry.get("backbone", config.backbone.name).build(
         options["backbone"], export_dir=export_dir
     )
-    head = functools.partial(registry.get("head", config.head.name).load(), options["head"])
-    task = registry.get("task", config.task.name).load()(
+    head = functools.partial(registry.get("head", config.head.name).build, options["head"])
+    task = registry.get("task", config.task.name).build(
         options["task"], backbone=backbone, head=head, data_info=data_info
     )
     if not isinstance(task, Task):
@@ -51,4 +51,4 @@ def build_task(
 
 def build_metrics(task: Task, registry: Registry) -> dict[str, Metric]:
     """The metric functions a task asks for, by registered name."""
-    return {name: registry.get("metric", name).load()(None) for name in task.metrics}
+    return {name: registry.get("metric", name).build(None) for name in task.metrics}

@@ -9,9 +9,10 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from omnitune.errors import EXIT_INTERRUPTED, OmnituneError
+from omnitune.errors import EXIT_INTERRUPTED, OmnituneError, PluginError
 
 LISTABLE = {"tasks": "task", "backbones": "backbone", "heads": "head", "datasets": "dataset",
             "metrics": "metric"}
@@ -40,7 +41,18 @@ def _parser() -> argparse.ArgumentParser:
 
     plugins = commands.add_parser("plugins", help="list loaded plugins and any that failed")
     plugins.add_argument("--json", action="store_true", help="print JSON")
-    plugins.set_defaults(handler=_plugins)
+    plugins.set_defaults(handler=_plugins, doctor=False, verbose=False)
+    doctor = plugins.add_subparsers(dest="plugins_command").add_parser(
+        "doctor", help="diagnose plugins: versions, hooks, registrations, every failure; "
+                       "exit code 4 if any plugin failed")
+    doctor.add_argument("--json", action="store_true", help="print JSON")
+    doctor.add_argument("--verbose", "-v", action="store_true", help="show each failure's traceback")
+    doctor.set_defaults(handler=_plugins, doctor=True)
+
+    new_plugin = commands.add_parser("new-plugin", help="create a plugin package to start from")
+    new_plugin.add_argument("name", help="plugin name, e.g. 'tabular' (lower case, digits, dashes)")
+    new_plugin.add_argument("--directory", default=".", help="where the package folder is created")
+    new_plugin.set_defaults(handler=_new_plugin)
 
     for command, kind in LISTABLE.items():
         listing = commands.add_parser(command, help=f"list registered {kind}s")
@@ -80,21 +92,24 @@ def _add_set(parser: argparse.ArgumentParser) -> None:
 
 
 def _plugins(args: argparse.Namespace) -> int:
+    from omnitune.doctor import format_report, report, unfindable_factories
     from omnitune.plugins import load_plugins
 
     plugins = load_plugins()
-    loaded = [{"name": p.name, "version": p.version, "source": p.source, "hooks": p.hooks,
-               "registered": [f"{c.kind}:{c.name}" for c in p.contributions]} for p in plugins.loaded]
-    failed = [{"plugin": f.plugin, "version": f.version, "hook": f.hook, "error": f.error}
-              for f in plugins.failures]
+    failures = plugins.failures + (unfindable_factories(plugins) if args.doctor else [])
+    data = report(plugins, failures)
     if args.json:
-        print(json.dumps({"plugins": loaded, "failures": failed}, indent=2))
-        return 0
-    for p in loaded:
-        print(f"{p['name']} {p['version']}  ({p['source']})")
-        print(f"  registered: {', '.join(p['registered']) or 'nothing'}")
-    for f in plugins.failures:
-        print(f"FAILED {f}")
+        print(json.dumps(data, indent=2))
+    else:
+        print(format_report(data, hooks=args.doctor, tracebacks=args.verbose))
+    return PluginError.exit_code if args.doctor and failures else 0
+
+
+def _new_plugin(args: argparse.Namespace) -> int:
+    from omnitune.scaffold import create_plugin
+
+    folder = create_plugin(args.name, Path(args.directory))
+    print(f"created {folder}\nnext: pip install -e {folder} && pytest {folder}")
     return 0
 
 

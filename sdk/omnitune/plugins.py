@@ -54,6 +54,7 @@ class PluginInfo:
     version: str
     source: str
     hooks: list[str] = field(default_factory=list)
+    api_version: int | None = None  # what the plugin declares; None: undeclared, taken as current
     contributions: list[Contribution] = field(default_factory=list)
 
 
@@ -152,7 +153,8 @@ def _register(
             "see omnitune.hookspecs for the hooks that exist",
         ))
         return None
-    return PluginInfo(name, version, source, sorted(caller.name for caller in callers))
+    return PluginInfo(name, version, source, sorted(caller.name for caller in callers),
+                      getattr(plugin, "OMNITUNE_API_VERSION", None))
 
 
 def _fill_registry(

@@ -10,7 +10,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from omnitune.errors import ConfigError, DuplicateNameError, PluginError, UnknownNameError
+from omnitune.errors import ConfigError, DuplicateNameError, OmnituneError, PluginError, UnknownNameError
 
 Kind = Literal["task", "backbone", "head", "dataset", "metric"]
 KINDS: tuple[Kind, ...] = ("task", "backbone", "head", "dataset", "metric")
@@ -62,6 +62,27 @@ class Contribution(BaseModel):
                 f"plugin {self.plugin!r}: {self.kind} {self.name!r} points at {self.factory!r}, "
                 f"which could not be imported: {error}"
             ) from error
+
+    def build(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the factory; an unexpected exception becomes a PluginError naming this
+        plugin and contribution, with the original traceback kept as its cause."""
+        factory = self.load()
+        try:
+            return factory(*args, **kwargs)
+        except OmnituneError:
+            raise
+        except Exception as error:
+            raise PluginError(
+                f"plugin {self.plugin!r}: {self.kind} {self.name!r} failed to build "
+                f"({self.factory_path}): {type(error).__name__}: {error}"
+            ) from error
+
+    @property
+    def factory_path(self) -> str:
+        """Where the factory lives, as ``module:attribute``."""
+        if isinstance(self.factory, str):
+            return self.factory
+        return f"{getattr(self.factory, '__module__', '?')}:{getattr(self.factory, '__qualname__', '?')}"
 
     def validate_options(self, options: dict[str, Any], where: str) -> BaseModel:
         """Validate ``options`` against this contribution's config model."""

@@ -1,0 +1,1 @@
+"""acme-omnitune-tabular: tabular classification for omnitune, as a third-party plugin."""
