@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -69,7 +70,8 @@ def run_hand_written(model: nn.Module, data: list, batch: int, steps: int, devic
                      dtype: torch.dtype | None) -> list[float]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1 - s / steps)
-    loader = torch.utils.data.DataLoader(data, batch_size=batch, shuffle=True, collate_fn=collate, drop_last=True)
+    loader = torch.utils.data.DataLoader(data, batch_size=batch, shuffle=True, collate_fn=collate,
+                                         drop_last=True)
     stamps, model = [time.perf_counter()], model.to(device).train()
     while len(stamps) <= steps:
         for batch_data in loader:
@@ -108,7 +110,8 @@ def run_omnitune(model: nn.Module, data: list, batch: int, steps: int, device: t
             return collate(examples)
 
         def training_step(self, net: nn.Module, batch_data: dict) -> StepOutput:
-            return StepOutput(nn.functional.cross_entropy(net(batch_data["inputs"]).float(), batch_data["labels"]))
+            logits = net(batch_data["inputs"]).float()
+            return StepOutput(nn.functional.cross_entropy(logits, batch_data["labels"]))
 
         def encode_inputs(self, inputs: list) -> dict:
             raise NotImplementedError
@@ -123,10 +126,10 @@ def run_omnitune(model: nn.Module, data: list, batch: int, steps: int, device: t
         def on_step_end(self) -> None:
             stamps.append(time.perf_counter())
 
-    config = TrainConfig(max_steps=steps, batch_size=batch, lr=1e-4, warmup_ratio=0.0, weight_decay=0.01,
-                         precision=precision, progress=False, log_every=10**6)
+    config = TrainConfig(max_steps=steps, batch_size=batch, lr=1e-4, warmup_ratio=0.0,
+                         weight_decay=0.01, precision=precision, progress=False, log_every=10**6)
     with tempfile.TemporaryDirectory() as scratch:
-        fit(Benchmark(), Splits(train=data), config, __import__("pathlib").Path(scratch), {},
+        fit(Benchmark(), Splits(train=data), config, Path(scratch), {},
             runtime=Runtime(device, precision), emit=emitter(omnitune.load_plugins([Clock()], autoload=False)))
     return stamps
 
@@ -198,9 +201,9 @@ def main() -> None:
     for workload in args.workloads:
         results[workload] = {}
         for loop in LOOPS:
-            done = subprocess.run([sys.executable, __file__, "--worker", loop, workload, "--steps", str(args.steps),
-                                   "--warmup", str(args.warmup), "--batch-size", str(args.batch_size)],
-                                  capture_output=True, text=True, check=True)
+            command = [sys.executable, __file__, "--worker", loop, workload, "--steps", str(args.steps),
+                       "--warmup", str(args.warmup), "--batch-size", str(args.batch_size)]
+            done = subprocess.run(command, capture_output=True, text=True, check=True)
             results[workload][loop] = json.loads(done.stdout.strip().splitlines()[-1])
         row = results[workload]
         row["omnitune/hand-written"] = row["omnitune"]["samples_per_s"] / row["hand-written"]["samples_per_s"]
