@@ -129,8 +129,9 @@ def run_omnitune(model: nn.Module, data: list, batch: int, steps: int, device: t
     config = TrainConfig(max_steps=steps, batch_size=batch, lr=1e-4, warmup_ratio=0.0,
                          weight_decay=0.01, precision=precision, progress=False, log_every=10**6)
     with tempfile.TemporaryDirectory() as scratch:
-        fit(Benchmark(), Splits(train=data), config, Path(scratch), {},
-            runtime=Runtime(device, precision), emit=emitter(omnitune.load_plugins([Clock()], autoload=False)))
+        clock = emitter(omnitune.load_plugins([Clock()], autoload=False))
+        fit(Benchmark(), Splits(train=data), config, Path(scratch), {}, runtime=Runtime(device, precision),
+            emit=clock)
     return stamps
 
 
