@@ -54,6 +54,14 @@ def staging_directory(parent: Path, name: str) -> Path:
     return Path(tempfile.mkdtemp(dir=parent, prefix=f".{name}.tmp-"))
 
 
+def remove_staging(directory: Path) -> int:
+    """Delete what a crash left half-written under ``directory`` (never a published folder)."""
+    stale = [p for p in directory.glob(".*.tmp-*") if p.is_dir()] if directory.is_dir() else []
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return len(stale)
+
+
 def save_checkpoint(
     root: Path, step: int, model: torch.nn.Module, training_state: dict[str, Any], keep: int
 ) -> Path:

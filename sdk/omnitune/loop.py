@@ -213,6 +213,11 @@ class _Fit:
             )
 
     def _start(self, resume: bool) -> None:
+        if self.runtime.is_main:
+            for directory in (self.output_dir, self.checkpoints):
+                if removed := ckpt.remove_staging(directory):
+                    log.info("removed %d half-written folder(s) under %s", removed, directory)
+        self.runtime.barrier()
         latest = ckpt.latest_checkpoint(self.checkpoints)
         if resume and latest is not None:
             training_state = ckpt.load_checkpoint(latest, self.model)
