@@ -98,8 +98,11 @@ def _load_checkpoint(model: nn.Module, path: Path) -> None:
     """Load ``path`` into ``model``, ignoring only the classifier it was saved with."""
     tensors = read_state_dict(path)
     classifier = str(model.pretrained_cfg.get("classifier", "fc"))
-    missing, unexpected = model.load_state_dict(
-        {k: v for k, v in tensors.items() if not k.startswith(f"{classifier}.")}, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(
+            {k: v for k, v in tensors.items() if not k.startswith(f"{classifier}.")}, strict=False)
+    except RuntimeError as error:  # torch reports shape mismatches this way, even with strict=False
+        raise AssetError(f"{path}: does not fit {model.__class__.__name__}: {error}") from error
     if missing or unexpected:
         raise AssetError(
             f"{path}: does not fit {model.__class__.__name__}: missing {missing[:5]}"
