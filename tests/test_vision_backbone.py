@@ -45,6 +45,7 @@ def test_checkpoint_loads_with_its_classifier_ignored(suffix: str, tmp_path: Pat
     assert not any(name.startswith("fc.") for name in loaded)
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_checkpoint_that_would_run_code_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "evil.pth"
     marker = tmp_path / "ran"
