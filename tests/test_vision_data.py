@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from torch import nn
 from torch.utils.data import DataLoader
 from vision_fixtures import picture, write_idx, write_image_folder
 
@@ -74,7 +75,7 @@ def test_skip_counts_bad_images_and_collate_drops_them(tmp_path: Path,
 
     backbone = timm_backbone(TimmBackboneConfig(model="test_efficientnet", pretrained=False))
     task = ImageClassification(ImageClassificationConfig(image_size=32), backbone=backbone,
-                               head=lambda i, o: __import__("torch").nn.Linear(i, o),
+                               head=nn.Linear,
                                data_info={"labels": ["blue", "red"]})
     batch = task.collate(examples)
     assert batch["images"].shape == (12, 3, 32, 32) and len(batch["labels"]) == 12

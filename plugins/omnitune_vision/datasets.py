@@ -21,6 +21,7 @@ from omnitune_vision.idx import read_idx
 from omnitune_vision.images import IMAGE_SUFFIXES
 from omnitune_vision.plugin import (
     FashionMNISTConfig,
+    FractionSplitOptions,
     ImageFolderConfig,
     ImageSplitOptions,
     ImageTableConfig,
@@ -169,8 +170,9 @@ def _splits(train: list[ImageRecord], validation: list[ImageRecord] | None,
         unknown = sorted({r.label for r in records or ()} - set(labels))
         if unknown:
             raise DataError(f"{name} split has label(s) {unknown} that training lacks; expected {labels}")
+    test_fraction = config.test_fraction if isinstance(config, FractionSplitOptions) else 0.0
     fractions = (config.validation_fraction if validation is None else 0.0,
-                 getattr(config, "test_fraction", 0.0) if test is None else 0.0)
+                 test_fraction if test is None else 0.0)
     train, carved_validation, carved_test = _stratified_split(train, fractions, config.seed)
     validation = validation if validation is not None else carved_validation
     test = test if test is not None else carved_test
