@@ -36,9 +36,9 @@ def run_config(pretrained: bool, args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train-samples", type=int, default=1000)
-    parser.add_argument("--eval-samples", type=int, default=500, help="validation and test, each")
-    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--train-samples", type=int, default=800)
+    parser.add_argument("--eval-samples", type=int, default=300, help="validation and test, each")
+    parser.add_argument("--image-size", type=int, default=48)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--output", type=Path, default=Path("runs/bench-vision"))
