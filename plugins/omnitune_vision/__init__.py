@@ -1,0 +1,1 @@
+"""Built-in vision plugin: timm backbones, image classification and image datasets."""
