@@ -23,7 +23,7 @@ from omnitune.config import validate_components
 from omnitune.loop import evaluate
 from omnitune.runtime import Runtime, seed_everything
 
-TRAIN = {"epochs": 15, "batch_size": 32, "lr": 3e-3, "head_lr": 3e-3, "progress": False, "seed": 0}
+TRAIN = {"epochs": 15, "batch_size": 8, "lr": 3e-3, "head_lr": 3e-3, "progress": False, "seed": 0}
 
 
 def untrained_metrics(run: dict) -> dict[str, float]:

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_run
 from safetensors.torch import load_file
+
+from conftest import tiny_run
 
 RUNNER = textwrap.dedent('''
     import json, os, signal, sys
