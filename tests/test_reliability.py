@@ -43,3 +43,27 @@ def test_nonfinite_loss_can_skip_the_step(tmp_path: Path) -> None:
     assert result.metrics["skipped_steps"] == 1
     assert result.metrics["steps"] == 9  # every planned update made; the skipped window is not one
     assert all(torch.isfinite(p).all() for p in task.model.parameters())
+
+
+def test_unwritable_output_dir_fails_before_training(tiny_bert: Path, sentiment_csv: Path,
+                                                     tmp_path: Path) -> None:
+    from conftest import tiny_run
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(omnitune.ConfigError, match="a-file/run is not writable"):
+        omnitune.finetune(tiny_run(tiny_bert, sentiment_csv, blocker / "run"))
+
+
+def test_full_disk_fails_before_training(tiny_bert: Path, sentiment_csv: Path, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+    from collections import namedtuple
+
+    from conftest import tiny_run
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 10_000, 10_000))
+    with pytest.raises(omnitune.ConfigError, match=r"has 0 MiB free; this run needs about"):
+        omnitune.finetune(tiny_run(tiny_bert, sentiment_csv, tmp_path / "run"))
+    assert not (tmp_path / "run" / "checkpoints").exists()

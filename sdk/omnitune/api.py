@@ -86,6 +86,8 @@ def finetune(
     seed_everything(run.train.seed)
     splits = build_dataset(run, options, plugins.registry)
     task = build_task(run, options, plugins.registry, splits.info)
+    if runtime.is_main:
+        check_free_space(output_dir, task.model, run.train.keep_checkpoints)
     result = loop.fit(task, splits, run.train, output_dir, build_metrics(task, plugins.registry),
                       runtime=runtime, resume=resume, emit=emitter(plugins))
     artifact = output_dir / "artifact"
@@ -138,6 +140,21 @@ def prepare_output_dir(output_dir: Path, *, resume: bool, overwrite: bool) -> No
             pass
     except OSError as error:
         raise ConfigError(f"output_dir {output_dir} is not writable: {error}") from error
+
+
+def check_free_space(output_dir: Path, model: Any, keep_checkpoints: int) -> None:
+    """Refuse to start when ``output_dir`` cannot hold the checkpoints the run will write:
+    each holds the weights and two AdamW moments; best weights and the artifact add two more."""
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    needed = weight_bytes * (3 * (keep_checkpoints + 1) + 2)
+    free = shutil.disk_usage(output_dir).free
+    if free < needed:
+        raise ConfigError(
+            f"output_dir {output_dir} has {free / 2**20:.0f} MiB free; this run needs about "
+            f"{needed / 2**20:.0f} MiB ({keep_checkpoints} checkpoints of a {weight_bytes / 2**20:.0f} MiB "
+            "model with optimizer state, best weights and the artifact). Free space, lower "
+            "train.keep_checkpoints, or choose another output_dir"
+        )
 
 
 def save_run_artifact(
