@@ -52,7 +52,8 @@ def main() -> None:
     print(json.dumps(results))
 
 
-def train(backbone: dict[str, Any], dataset: dict[str, Any], epochs: int, output_dir: Path) -> dict[str, float]:
+def train(backbone: dict[str, Any], dataset: dict[str, Any], epochs: int,
+          output_dir: Path) -> dict[str, float]:
     """Fine-tune through omnitune.finetune; the test metrics of the best validation checkpoint."""
     started = time.perf_counter()
     result = omnitune.finetune(
