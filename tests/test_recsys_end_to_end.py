@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import omnitune
 from omnitune_recsys.datasets import interactions_file
@@ -163,3 +164,39 @@ def test_two_tower_without_item_texts_is_a_clear_error(world: tuple[Path, Path],
     del run["dataset"]["items"]
     with pytest.raises(omnitune.ConfigError, match="two-tower needs item texts"):
         omnitune.finetune(run, plugins=plugins)
+
+
+class InterruptAfterCheckpoint:
+    """Stops a run the hard way (as Ctrl-C would) right after the checkpoint of ``step``."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    @omnitune.hookimpl
+    def on_checkpoint_saved(self, state: object, path: str) -> None:
+        if state.step == self.step:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_two_tower_run_resumes_to_identical_weights(
+        world: tuple[Path, Path], tiny_bert: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Negative sampling and id dropout draw random numbers: resume must replay them exactly."""
+    from safetensors.torch import load_file
+
+    backbone = {"name": "two-tower", "dim": 8,
+                "text_backbone": {"name": "transformers", "model": str(tiny_bert), "pooling": "mean"}}
+    settings = {"epochs": 1, "batch_size": 128, "checkpoint_every": 3, "eval_every": 100}
+    straight = recsys_run(world, tmp_path / "straight", backbone, **settings)
+    interrupted = recsys_run(world, tmp_path / "interrupted", backbone, **settings)
+    omnitune.finetune(straight)
+    with pytest.raises(KeyboardInterrupt):
+        omnitune.finetune(interrupted, plugins=omnitune.load_plugins([InterruptAfterCheckpoint(6)]))
+    with caplog.at_level("INFO", logger="omnitune"):
+        omnitune.finetune(interrupted, resume=True)
+    assert "resumed from" in caplog.text and "step 6 of" in caplog.text
+
+    expected = load_file(tmp_path / "straight" / "artifact" / "model.safetensors")
+    actual = load_file(tmp_path / "interrupted" / "artifact" / "model.safetensors")
+    assert expected.keys() == actual.keys()
+    for name in expected:
+        assert torch.equal(expected[name], actual[name]), name
