@@ -2,7 +2,10 @@
 then cold start: 10% of items removed from training, ranked by the two-tower model vs random.
 
 Prints two tables and, as the last line, a JSON object. Runs on CPU in about 10 minutes.
-Usage: .venv/bin/python benchmarks/recsys_movielens.py [--epochs 15] [--output-dir runs/bench-recsys]
+Usage: .venv/bin/python benchmarks/recsys_movielens.py [--epochs 15] [--threads 1] [--output-dir DIR]
+
+One torch thread by default: these models are small, and on a shared CPU two threads made a
+BPR step about ten times slower than one (thread contention), not faster.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import json
 import time
 from pathlib import Path
 from typing import Any
+
+import torch
 
 import omnitune
 from omnitune_recsys.datasets import movielens_100k
@@ -25,8 +30,10 @@ COLD_FRACTION = 0.1
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--output-dir", default="runs/bench-recsys")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     out = Path(args.output_dir)
     results: dict[str, Any] = {"warm": {}, "cold": {}}
 

@@ -14,7 +14,7 @@ import omnitune
 from omnitune_recsys.datasets import interactions_file
 from omnitune_recsys.plugin import InteractionsFileConfig
 from omnitune_recsys.ranking import evaluate_scores, popularity_scores, rank_metrics
-from omnitune_recsys.sampling import NegativeSampler, negative_weights
+from omnitune_recsys.sampling import NegativeSampler, SeenPairs, negative_weights
 from omnitune_recsys.splits import EvalUser
 
 
@@ -134,21 +134,22 @@ def test_negatives_are_never_items_the_user_has_seen(seen: list[set[int]], kind:
                                                      seed: int) -> None:
     torch.manual_seed(seed)
     popularity = [(i * 7) % 11 + 1 for i in range(30)]
-    sampler = NegativeSampler([sorted(s) for s in seen], negative_weights(popularity, kind))
+    sampler = NegativeSampler(SeenPairs([sorted(s) for s in seen], 30), negative_weights(popularity, kind))
     users = [u % len(seen) for u in range(12)]
-    drawn = sampler.sample(users, count)
+    drawn = sampler.sample(torch.tensor(users), count)
     assert drawn.shape == (12, count)
     for user, row in zip(users, drawn.tolist(), strict=True):
         assert not set(row) & seen[user]
 
 
 def test_negatives_skip_items_without_training_data() -> None:
-    sampler = NegativeSampler([[0]], negative_weights([3, 0, 5, 0], "uniform"))
-    assert set(sampler.sample([0] * 50, 4).flatten().tolist()) == {2}
+    sampler = NegativeSampler(SeenPairs([[0]], 4), negative_weights([3, 0, 5, 0], "uniform"))
+    assert set(sampler.sample(torch.zeros(50, dtype=torch.long), 4).flatten().tolist()) == {2}
     weights = negative_weights([1, 8, 0], "popularity", exponent=1.0)
     assert weights.tolist() == [1.0, 8.0, 0.0]
     with pytest.raises(omnitune.DataError, match="every item"):
-        NegativeSampler([[0, 2]], negative_weights([3, 0, 5], "uniform")).sample([0], 1)
+        NegativeSampler(SeenPairs([[0, 2]], 3), negative_weights([3, 0, 5], "uniform")).sample(
+            torch.tensor([0]), 1)
 
 
 def test_rank_metrics_by_hand() -> None:
@@ -173,3 +174,22 @@ def test_popularity_baseline_uses_the_same_ranking() -> None:
     metrics = evaluate_scores(popularity_scores([9, 5, 1, 0]), examples, num_items=4)
     # user 0: 0 masked so 1 ranks first; user 1: 3 ranks last of 4; user 2: 2 beats 3 among candidates
     assert metrics["mrr"] == pytest.approx((1 + 1 / 4 + 1) / 3)
+
+
+def test_in_batch_negatives_never_include_items_the_user_trained_on(tmp_path: Path) -> None:
+    from omnitune_recsys.backbones import MatrixFactorization
+    from omnitune_recsys.plugin import MatrixFactorizationConfig, RecommendationConfig
+    from omnitune_recsys.task import Recommendation
+
+    splits = load(events(tmp_path), rating_threshold=4)  # training: u1 has b, c; u2 has c, e
+    task = Recommendation(RecommendationConfig(loss="softmax"), head=None, data_info=splits.info,
+                          backbone=MatrixFactorization(MatrixFactorizationConfig(dim=4)))
+    batch = task.collate(list(splits.train))
+    users, positives = batch["users"].tolist(), batch["positives"].tolist()
+    for row, user in enumerate(users):
+        for column, item in enumerate(positives):
+            trained = item in splits.info["train_items"][user]
+            assert batch["false_negatives"][row, column].item() == (trained and row != column)
+    assert batch["false_negatives"].any()
+    loss = task.training_step(task.model, batch).loss
+    assert torch.isfinite(loss)

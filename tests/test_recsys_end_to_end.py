@@ -7,6 +7,7 @@ import json
 import random
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,15 @@ from conftest import FILLER, NEGATIVE, POSITIVE, write_csv
 
 GENRE_WORDS = (POSITIVE, NEGATIVE, FILLER)
 ITEMS_PER_GENRE = 40
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Small models gain nothing from intra-op threads and lose much to contention on a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def genre_of(item: int) -> int:
@@ -98,6 +108,8 @@ def test_mf_fit_artifact_predictor(world: tuple[Path, Path], tmp_path: Path,
     with pytest.raises(omnitune.DataError, match="unknown item 'item999'"):
         predictor.task.similar_items("item999")
     assert predictor.task.recommend("user4", k=3)["items"] == known["items"][:3]
+    again = omnitune.evaluate(result.artifact, plugins=plugins)
+    assert again["test_ndcg_at_10"] == pytest.approx(result.metrics["test_ndcg_at_10"], abs=1e-6)
 
 
 def test_two_tower_ranks_cold_items_by_their_text(world: tuple[Path, Path], tiny_bert: Path, tmp_path: Path,

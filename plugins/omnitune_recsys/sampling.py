@@ -19,35 +19,46 @@ def negative_weights(popularity: Sequence[int], kind: str, exponent: float = 0.7
     return torch.where(counts > 0, weights, 0.0)
 
 
+class SeenPairs:
+    """The (user, item) pairs of the training split, for vectorised membership tests."""
+
+    def __init__(self, seen: Sequence[Sequence[int]], num_items: int) -> None:
+        self.num_items = num_items
+        self.items = [list(items) for items in seen]
+        keys = [user * num_items + item for user, items in enumerate(seen) for item in items]
+        self.keys = torch.tensor(sorted(keys), dtype=torch.long)
+
+    def contains(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Whether each (user, item) pair, broadcast together, was seen in training."""
+        return torch.isin(users * self.num_items + items, self.keys)
+
+
 class NegativeSampler:
     """Draws negatives by ``weights``, redrawing any that the user has among ``seen`` items."""
 
-    def __init__(self, seen: Sequence[Sequence[int]], weights: torch.Tensor) -> None:
+    def __init__(self, seen: SeenPairs, weights: torch.Tensor) -> None:
         if not bool((weights > 0).any()):
             raise DataError("no item can be drawn as a negative: the training split has no items")
-        self.seen = [frozenset(items) for items in seen]
+        self.seen = seen
         self.weights = weights
 
-    def sample(self, users: Sequence[int], count: int) -> torch.Tensor:
+    def sample(self, users: torch.Tensor, count: int) -> torch.Tensor:
         """``count`` negatives for each user: a ``(len(users), count)`` tensor of item indices."""
+        column = users.unsqueeze(1)
         drawn = torch.multinomial(self.weights, len(users) * count, replacement=True).view(len(users), count)
         for _ in range(REJECTION_ROUNDS):
-            bad = self._seen_mask(users, drawn)
+            bad = self.seen.contains(column, drawn)
             if not bad.any():
                 return drawn
             drawn[bad] = torch.multinomial(self.weights, int(bad.sum()), replacement=True)
-        for row in self._seen_mask(users, drawn).any(dim=1).nonzero().flatten().tolist():
-            drawn[row] = self._from_unseen(users[row], count)
+        for row in self.seen.contains(column, drawn).any(dim=1).nonzero().flatten().tolist():
+            drawn[row] = self._from_unseen(int(users[row]), count)
         return drawn
-
-    def _seen_mask(self, users: Sequence[int], drawn: torch.Tensor) -> torch.Tensor:
-        return torch.tensor([[item in self.seen[user] for item in row]
-                             for user, row in zip(users, drawn.tolist(), strict=True)], dtype=torch.bool)
 
     def _from_unseen(self, user: int, count: int) -> torch.Tensor:
         """Exact draw from the user's unseen items, for users who have seen most of the catalogue."""
         weights = self.weights.clone()
-        weights[list(self.seen[user])] = 0.0
+        weights[self.seen.items[user]] = 0.0
         if not bool((weights > 0).any()):
             raise DataError(f"user index {user} has interacted with every item that can be a negative")
         return torch.multinomial(weights, count, replacement=True)

@@ -15,7 +15,7 @@ from omnitune.task import StepOutput, Task
 from omnitune_recsys.backbones import Catalogue
 from omnitune_recsys.plugin import METRICS, RecommendationConfig
 from omnitune_recsys.ranking import eval_batch, rank_metrics
-from omnitune_recsys.sampling import NegativeSampler, negative_weights
+from omnitune_recsys.sampling import NegativeSampler, SeenPairs, negative_weights
 from omnitune_recsys.splits import EvalUser, Positive
 
 
@@ -56,20 +56,22 @@ class Recommendation(Task):
         backbone.build(Catalogue(len(self.users), len(self.items), self.item_texts, data_info["popularity"]))
         self.model = Recommender(backbone)
         weights = negative_weights(data_info["popularity"], config.negatives, config.popularity_exponent)
-        self.sampler = NegativeSampler(self.train_items, weights)
+        self.seen = SeenPairs(self.train_items, len(self.items))
+        self.sampler = NegativeSampler(self.seen, weights)
 
     # -- training and evaluation ---------------------------------------------------------
 
     def collate(self, examples: list[Positive | EvalUser]) -> dict[str, torch.Tensor]:
         if isinstance(examples[0], EvalUser):
             return eval_batch(examples, len(self.items))
-        users = [e.user for e in examples]
-        batch = {"users": torch.tensor(users), "positives": torch.tensor([e.item for e in examples])}
+        users = torch.tensor([e.user for e in examples])
+        positives = torch.tensor([e.item for e in examples])
         if self.config.loss == "bpr":
-            batch["negatives"] = self.sampler.sample(users, self.config.num_negatives)
-        else:
-            batch["false_negatives"] = self._in_batch_seen(users, batch["positives"].tolist())
-        return batch
+            return {"users": users, "positives": positives,
+                    "negatives": self.sampler.sample(users, self.config.num_negatives)}
+        # in-batch negatives the user trained on (another row's positive) are masked, not pushed down
+        false_negatives = self.seen.contains(users.unsqueeze(1), positives.unsqueeze(0)).fill_diagonal_(False)
+        return {"users": users, "positives": positives, "false_negatives": false_negatives}
 
     def num_items(self, batch: dict[str, torch.Tensor]) -> int:
         return len(batch["users"])
@@ -150,12 +152,6 @@ class Recommendation(Task):
         if self.config.similarity == "cosine":
             users, items = F.normalize(users, dim=-1), F.normalize(items, dim=-1)
         return (users * items).sum(-1) if pairwise else users @ items.T
-
-    def _in_batch_seen(self, users: list[int], positives: list[int]) -> torch.Tensor:
-        """In-batch negatives the user trained on (another row's positive): masked, not pushed down."""
-        seen = [set(self.train_items[u]) for u in users]
-        mask = torch.tensor([[item in row_seen for item in positives] for row_seen in seen], dtype=torch.bool)
-        return mask.fill_diagonal_(False)
 
     def _listing(self, top: torch.return_types.topk) -> list[dict[str, Any]]:
         return [{"item": self.items[i], "score": round(s, 4), "text": self._text(i)}
