@@ -12,7 +12,7 @@ import logging
 import random
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from omnitune.data import Splits
 from omnitune.errors import DataError
@@ -136,10 +136,3 @@ def _popularity(train: dict[int, list[int]], num_items: int) -> list[int]:
     counts = Counter(item for chosen in train.values() for item in chosen)
     return [counts[i] for i in range(num_items)]
 
-
-def describe(splits: Splits) -> dict[str, Any]:
-    """Sizes of a recommendation dataset, for logs and the README."""
-    info = splits.info
-    return {"users": len(info["users"]), "items": len(info["items"]), "train_interactions": len(splits.train),
-            "validation_users": len(splits.validation or ()), "test_users": len(splits.test or ()),
-            "cold_items": len(info["cold_items"])}
