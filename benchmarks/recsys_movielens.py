@@ -1,7 +1,7 @@
 """MovieLens 100k, leave-last-out: popularity vs MF-BPR vs two-tower (frozen MiniLM item text),
 then cold start: 10% of items removed from training, ranked by the two-tower model vs random.
 
-Prints two tables and, as the last line, a JSON object. Runs on CPU in about 5 minutes.
+Prints two tables and, as the last line, a JSON object. Runs on a 2-core CPU in about 2 minutes.
 Usage: .venv/bin/python benchmarks/recsys_movielens.py [--epochs 30] [--threads 1] [--output-dir DIR]
 
 One torch thread by default: these models are small, and on a shared CPU two threads made a
