@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,15 +14,6 @@ from omnitune_recsys.interactions import Columns, read_interactions
 from omnitune_recsys.plugin import MovieLens100kConfig
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    """Small models gain nothing from intra-op threads and lose much to contention on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_movielens_100k_is_real_and_leave_last_out_is_leak_free() -> None:
