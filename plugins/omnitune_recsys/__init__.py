@@ -1,0 +1,1 @@
+"""omnitune recommendation plugin."""

@@ -1,0 +1,160 @@
+"""Hook implementations and option models of the recommendation plugin (no heavy imports here)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from omnitune import hookimpl
+from omnitune.config import ComponentSpec
+from omnitune.registry import RegisterCallback
+
+OMNITUNE_API_VERSION = 1
+
+CUTOFFS = (5, 10, 20)
+METRICS = tuple(f"{name}_at_{k}" for name in ("recall", "ndcg", "hitrate") for k in CUTOFFS) + ("mrr",)
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# -- datasets ---------------------------------------------------------------------------------
+
+
+class InteractionSplitOptions(_Options):
+    rating_threshold: float | None = Field(
+        None, description="Implicit feedback: keep interactions rated at least this; null keeps all."
+    )
+    min_user_interactions: int = Field(5, ge=1, description="Drop users with fewer (repeated to a fixpoint).")
+    min_item_interactions: int = Field(1, ge=1, description="Drop items with fewer (repeated to a fixpoint).")
+    split: Literal["leave-last-out", "random"] = Field(
+        "leave-last-out",
+        description="leave-last-out: each user's last interaction (by time) is test, the one before "
+        "validation; random: interactions drawn at random by the fractions below.",
+    )
+    validation_fraction: float = Field(0.1, ge=0, lt=1, description="random split: share for validation.")
+    test_fraction: float = Field(0.1, ge=0, lt=1, description="random split: share for testing.")
+    cold_item_fraction: float = Field(
+        0.0, ge=0, lt=1,
+        description="Cold start: this share of items loses every interaction from training and the "
+        "test split becomes ranking those items (against each other) for the users who chose them.",
+    )
+    seed: int = Field(0, ge=0, description="Seed of the random split and of the cold-item draw.")
+
+    @model_validator(mode="after")
+    def _fractions_leave_training(self) -> InteractionSplitOptions:
+        if self.validation_fraction + self.test_fraction >= 1:
+            raise ValueError("validation_fraction + test_fraction must be below 1")
+        return self
+
+
+class InteractionsFileConfig(InteractionSplitOptions):
+    interactions: str = Field(min_length=1, description="CSV or TSV of interactions, one per row.")
+    items: str | None = Field(None, description="CSV or TSV of item features (titles, genres).")
+    delimiter: Literal["auto", ",", "\t"] = Field(
+        "auto", description="auto: tab for .tsv/.inter/.item files, comma otherwise."
+    )
+    user_column: str = Field("user_id", description="Interactions column holding the user id.")
+    item_column: str = Field("item_id", description="Column holding the item id (both files).")
+    rating_column: str | None = Field("rating", description="Rating column; null: every row is positive.")
+    timestamp_column: str | None = Field(
+        "timestamp", description="Time column; null: the file's row order is the time order."
+    )
+    item_text_columns: list[str] = Field(
+        default_factory=lambda: ["title", "genres"], description="Item columns joined into the item text."
+    )
+
+    @model_validator(mode="after")
+    def _threshold_needs_ratings(self) -> InteractionsFileConfig:
+        if self.rating_threshold is not None and self.rating_column is None:
+            raise ValueError("rating_threshold needs a rating_column")
+        return self
+
+
+class MovieLens100kConfig(InteractionSplitOptions):
+    rating_threshold: float | None = Field(4.0, description="Ratings of 4 and 5 count as positive.")
+
+
+# -- backbones and task -----------------------------------------------------------------------
+
+
+class MatrixFactorizationConfig(_Options):
+    dim: int = Field(64, ge=1, le=4096, description="Embedding size of users and items.")
+    init_std: float = Field(0.05, gt=0, description="Standard deviation of the initial embeddings.")
+
+
+class TwoTowerConfig(_Options):
+    dim: int = Field(64, ge=1, le=4096, description="Size of the user and item vectors.")
+    text_backbone: ComponentSpec = Field(
+        default_factory=lambda: ComponentSpec(name="minilm-l6"),
+        description="A registered text backbone (name and options) that encodes item texts.",
+    )
+    train_text_encoder: bool = Field(
+        False, description="Fine-tune the text encoder; off: item texts are encoded once and cached."
+    )
+    text_max_length: int = Field(48, ge=4, le=512, description="Tokens kept per item text.")
+    text_batch_size: int = Field(64, ge=1, description="Item texts per encoder forward pass.")
+    id_dropout: float = Field(
+        0.25, ge=0, lt=1,
+        description="Share of training items whose id embedding is hidden, so the text path learns "
+        "to stand alone (what a cold item has).",
+    )
+    init_std: float = Field(0.05, gt=0, description="Standard deviation of the initial id embeddings.")
+
+
+class RecommendationConfig(_Options):
+    loss: Literal["bpr", "softmax"] = Field(
+        "bpr", description="bpr: sampled negatives; softmax: sampled softmax over in-batch items."
+    )
+    negatives: Literal["uniform", "popularity"] = Field(
+        "uniform", description="How BPR negatives are drawn (never an item the user trained on)."
+    )
+    num_negatives: int = Field(1, ge=1, le=1000, description="BPR negatives per positive.")
+    popularity_exponent: float = Field(0.75, ge=0, description="popularity negatives: count ** exponent.")
+    similarity: Literal["dot", "cosine"] = Field("dot", description="How a user and an item are scored.")
+    temperature: float = Field(1.0, gt=0, description="Divides scores in the softmax loss.")
+    top_k: int = Field(10, ge=1, description="Items returned per user by predict.")
+
+
+# -- hooks ------------------------------------------------------------------------------------
+
+
+@hookimpl
+def register_datasets(register: RegisterCallback) -> None:
+    register("interactions-file", "omnitune_recsys.datasets:interactions_file", config=InteractionsFileConfig,
+             description="User-item interactions from CSV/TSV, with an optional item features file.")
+    register("movielens-100k", "omnitune_recsys.datasets:movielens_100k", config=MovieLens100kConfig,
+             description="MovieLens 100k (943 users, 1,682 movies), offline from the recbole wheel.")
+
+
+@hookimpl
+def register_backbones(register: RegisterCallback) -> None:
+    register("mf", "omnitune_recsys.backbones:matrix_factorization", config=MatrixFactorizationConfig,
+             description="Matrix factorisation: one embedding per user and per item.")
+    register("two-tower", "omnitune_recsys.backbones:two_tower", config=TwoTowerConfig,
+             description="User ids | item ids + item text through a pretrained text backbone.")
+
+
+@hookimpl
+def register_tasks(register: RegisterCallback) -> None:
+    register("recommendation", "omnitune_recsys.task:Recommendation", config=RecommendationConfig,
+             description="Top-k retrieval from implicit feedback; BPR or sampled softmax; ranking metrics.")
+
+
+@hookimpl
+def register_metrics(register: RegisterCallback) -> None:
+    for name in METRICS:
+        register(name, _mean_over_users(name),
+                 description=f"{name.replace('_at_', '@')} over the full catalogue, averaged over users.")
+
+
+def _mean_over_users(key: str) -> Callable[[Any], Callable[[dict[str, Any]], float]]:
+    """A metric factory: the recommendation task outputs one value per user under ``key``."""
+
+    def factory(_options: Any) -> Callable[[dict[str, Any]], float]:
+        return lambda outputs: outputs[key].float().mean().item()
+
+    return factory

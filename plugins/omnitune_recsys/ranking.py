@@ -1,0 +1,79 @@
+"""Full-catalogue ranking metrics per user, and baselines scored the same way.
+
+A user's held-out items are ranked against every item of the catalogue (or against the given
+candidates), with the items the user already had masked out. Each metric is one value per
+user; the registered metrics average them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+from omnitune_recsys.plugin import CUTOFFS
+from omnitune_recsys.splits import EvalUser
+
+ScoreFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def eval_batch(examples: Sequence[EvalUser], num_items: int) -> dict[str, torch.Tensor]:
+    """Users, multi-hot targets and the mask of items never to rank, as tensors."""
+    targets = torch.zeros(len(examples), num_items, dtype=torch.bool)
+    excluded = torch.zeros(len(examples), num_items, dtype=torch.bool)
+    for row, example in enumerate(examples):
+        targets[row, list(example.targets)] = True
+        excluded[row, list(example.masked)] = True
+        if example.candidates is not None:
+            outside = torch.ones(num_items, dtype=torch.bool)
+            outside[list(example.candidates)] = False
+            excluded[row] |= outside
+    return {"users": torch.tensor([e.user for e in examples]), "targets": targets, "excluded": excluded}
+
+
+def rank_metrics(scores: torch.Tensor, targets: torch.Tensor, excluded: torch.Tensor,
+                 cutoffs: Sequence[int] = CUTOFFS) -> dict[str, torch.Tensor]:
+    """Recall@K, NDCG@K, HitRate@K and MRR per user (row) of ``scores``.
+
+    Ties rank by item index within the top K; MRR counts only strictly higher scores.
+    """
+    scores = scores.float().masked_fill(excluded, float("-inf"))
+    depth = min(max(cutoffs), scores.shape[1])
+    top = scores.topk(depth, dim=1).indices
+    hits = targets.gather(1, top).float()
+    relevant = targets.sum(dim=1).float().clamp(min=1)
+    discounts = 1.0 / torch.log2(torch.arange(2, depth + 2, dtype=torch.float32, device=scores.device))
+    results = {}
+    for k in cutoffs:
+        ideal = torch.cumsum(discounts, 0)[(relevant.clamp(max=min(k, depth)) - 1).long()]
+        results[f"recall_at_{k}"] = hits[:, :k].sum(dim=1) / relevant
+        results[f"ndcg_at_{k}"] = (hits[:, :k] * discounts[:k]).sum(dim=1) / ideal
+        results[f"hitrate_at_{k}"] = (hits[:, :k].sum(dim=1) > 0).float()
+    best_target = scores.masked_fill(~targets, float("-inf")).max(dim=1, keepdim=True).values
+    results["mrr"] = 1.0 / ((scores > best_target).sum(dim=1).float() + 1)
+    return results
+
+
+def evaluate_scores(score_fn: ScoreFn, examples: Sequence[EvalUser], num_items: int,
+                    batch_size: int = 256) -> dict[str, float]:
+    """Mean ranking metrics of a scoring function ``users -> (len(users), num_items)`` scores:
+    baselines (popularity, random) are measured exactly as a trained model is."""
+    sums: dict[str, float] = {}
+    for start in range(0, len(examples), batch_size):
+        batch = eval_batch(examples[start:start + batch_size], num_items)
+        per_user = rank_metrics(score_fn(batch["users"]), batch["targets"], batch["excluded"])
+        for name, values in per_user.items():
+            sums[name] = sums.get(name, 0.0) + values.sum().item()
+    return {name: total / max(len(examples), 1) for name, total in sums.items()}
+
+
+def popularity_scores(popularity: Sequence[int]) -> ScoreFn:
+    """Every user gets the training popularity of each item as its score."""
+    counts = torch.tensor(popularity, dtype=torch.float32)
+    return lambda users: counts.expand(len(users), -1)
+
+
+def random_scores(num_items: int, seed: int = 0) -> ScoreFn:
+    """Uniformly random scores: the floor any model should beat."""
+    generator = torch.Generator().manual_seed(seed)
+    return lambda users: torch.rand(len(users), num_items, generator=generator)

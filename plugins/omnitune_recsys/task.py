@@ -1,0 +1,164 @@
+"""The recommendation task: implicit-feedback retrieval trained with BPR or sampled softmax,
+evaluated by ranking the whole catalogue, and queried with ``recommend`` / ``similar_items``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from omnitune.errors import ConfigError, DataError
+from omnitune.task import StepOutput, Task
+from omnitune_recsys.backbones import Catalogue
+from omnitune_recsys.plugin import METRICS, RecommendationConfig
+from omnitune_recsys.ranking import eval_batch, rank_metrics
+from omnitune_recsys.sampling import NegativeSampler, SeenPairs, negative_weights
+from omnitune_recsys.splits import EvalUser, Positive
+
+
+class Recommender(nn.Module):
+    """Wraps a backbone so that the loop (and DDP) sees one ``forward``: the vectors of
+    ``users`` and of ``items`` (``None``: every item)."""
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, users: torch.Tensor,
+                items: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.backbone.user_vectors(users), self.backbone.item_vectors(items)
+
+
+class Recommendation(Task):
+    """Top-k item retrieval from implicit feedback. The ``head`` option is not used: both towers
+    end in their own embeddings."""
+
+    metrics = METRICS
+    monitor = "ndcg_at_10"
+    monitor_mode = "max"
+
+    def __init__(self, config: RecommendationConfig, *, backbone: nn.Module,
+                 head: Callable[[int, int], nn.Module], data_info: dict[str, Any]) -> None:
+        if not hasattr(backbone, "build"):
+            raise ConfigError(f"recommendation needs a recommendation backbone (mf, two-tower), "
+                              f"got {type(backbone).__name__}")
+        self.config = config
+        self.users: list[str] = data_info["users"]
+        self.items: list[str] = data_info["items"]
+        self.item_texts: list[str] | None = data_info.get("item_texts")
+        self.user_index = {user: i for i, user in enumerate(self.users)}
+        self.item_index = {item: i for i, item in enumerate(self.items)}
+        self.train_items: list[list[int]] = data_info["train_items"]
+        self.popularity = torch.tensor(data_info["popularity"], dtype=torch.float32)
+        backbone.build(Catalogue(len(self.users), len(self.items), self.item_texts, data_info["popularity"]))
+        self.model = Recommender(backbone)
+        weights = negative_weights(data_info["popularity"], config.negatives, config.popularity_exponent)
+        self.seen = SeenPairs(self.train_items, len(self.items))
+        self.sampler = NegativeSampler(self.seen, weights)
+
+    # -- training and evaluation ---------------------------------------------------------
+
+    def collate(self, examples: list[Positive | EvalUser]) -> dict[str, torch.Tensor]:
+        if isinstance(examples[0], EvalUser):
+            return eval_batch(examples, len(self.items))
+        users = torch.tensor([e.user for e in examples])
+        positives = torch.tensor([e.item for e in examples])
+        if self.config.loss == "bpr":
+            return {"users": users, "positives": positives,
+                    "negatives": self.sampler.sample(users, self.config.num_negatives)}
+        # in-batch negatives the user trained on (another row's positive) are masked, not pushed down
+        false_negatives = self.seen.contains(users.unsqueeze(1), positives.unsqueeze(0)).fill_diagonal_(False)
+        return {"users": users, "positives": positives, "false_negatives": false_negatives}
+
+    def num_items(self, batch: dict[str, torch.Tensor]) -> int:
+        return len(batch["users"])
+
+    def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
+        users, positives = batch["users"], batch["positives"]
+        if self.config.loss == "bpr":
+            negatives = batch["negatives"]
+            user_vectors, item_vectors = model(users, torch.cat([positives, negatives.flatten()]))
+            positive_vectors = item_vectors[:len(users)]
+            negative_vectors = item_vectors[len(users):].view(*negatives.shape, -1)
+            positive = self._score(user_vectors, positive_vectors, pairwise=True)
+            negative = self._score(user_vectors.unsqueeze(1), negative_vectors, pairwise=True)
+            return StepOutput(-F.logsigmoid(positive.unsqueeze(1) - negative).mean())
+        user_vectors, item_vectors = model(users, positives)
+        logits = self._score(user_vectors, item_vectors) / self.config.temperature
+        logits = logits.masked_fill(batch["false_negatives"], float("-inf"))
+        return StepOutput(F.cross_entropy(logits, torch.arange(len(users), device=logits.device)))
+
+    def evaluation_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
+        """Rank the whole catalogue for each user; the loss is the cross-entropy of the held-out
+        items under a softmax over the items not masked."""
+        user_vectors, item_vectors = model(batch["users"])
+        scores = self._score(user_vectors, item_vectors).float()
+        log_probs = (scores / self.config.temperature).masked_fill(batch["excluded"], float("-inf"))
+        log_probs = log_probs.log_softmax(dim=1)
+        targets = batch["targets"]
+        loss = -(log_probs.masked_fill(~targets, 0).sum(1) / targets.sum(1).clamp(min=1)).mean()
+        return StepOutput(loss, rank_metrics(scores, targets, batch["excluded"]))
+
+    # -- prediction ----------------------------------------------------------------------
+
+    def encode_inputs(self, inputs: list[Any]) -> dict[str, Any]:
+        ids = [str(user) for user in inputs]
+        return {"users": torch.tensor([self.user_index.get(u, -1) for u in ids]), "ids": ids}
+
+    def predict_step(self, model: nn.Module, batch: dict[str, Any]) -> list[dict[str, Any]]:
+        return [self.recommend(user) for user in batch["ids"]]
+
+    @torch.no_grad()
+    def recommend(self, user_id: str | int, k: int | None = None) -> dict[str, Any]:
+        """The top ``k`` items for a user, leaving out what the user had in training. A user the
+        model never saw gets the most popular items, and the answer says so."""
+        k = min(k or self.config.top_k, len(self.items))
+        index = self.user_index.get(str(user_id))
+        if index is None:
+            top = self.popularity.topk(k)
+            return {"user": str(user_id), "known_user": False, "items": self._listing(top),
+                    "note": f"unknown user {str(user_id)!r}: not in the training data, so these are "
+                            "the most popular items"}
+        device = self._device()
+        user_vectors, item_vectors = self.model(torch.tensor([index], device=device))
+        scores = self._score(user_vectors, item_vectors)[0].float()
+        scores[self.train_items[index]] = float("-inf")
+        return {"user": str(user_id), "known_user": True, "items": self._listing(scores.topk(k))}
+
+    @torch.no_grad()
+    def similar_items(self, item_id: str | int, k: int | None = None) -> dict[str, Any]:
+        """The ``k`` items whose vectors are closest (cosine) to ``item_id``'s."""
+        index = self.item_index.get(str(item_id))
+        if index is None:
+            raise DataError(f"unknown item {str(item_id)!r}: the model's catalogue has {len(self.items)} "
+                            f"items (e.g. {', '.join(map(repr, self.items[:3]))})")
+        k = min(k or self.config.top_k, len(self.items) - 1)
+        vectors = F.normalize(self.model.backbone.item_vectors(None).float(), dim=1)
+        scores = vectors @ vectors[index]
+        scores[index] = float("-inf")
+        return {"item": str(item_id), "text": self._text(index), "items": self._listing(scores.topk(k))}
+
+    def preprocessing(self) -> dict[str, Any]:
+        return {"users": len(self.users), "items": len(self.items), "similarity": self.config.similarity,
+                "top_k": self.config.top_k, "unknown_user": "most popular items"}
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _score(self, users: torch.Tensor, items: torch.Tensor, pairwise: bool = False) -> torch.Tensor:
+        """Dot or cosine scores: each user against each item, or row by row with ``pairwise``."""
+        if self.config.similarity == "cosine":
+            users, items = F.normalize(users, dim=-1), F.normalize(items, dim=-1)
+        return (users * items).sum(-1) if pairwise else users @ items.T
+
+    def _listing(self, top: torch.return_types.topk) -> list[dict[str, Any]]:
+        return [{"item": self.items[i], "score": round(s, 4), "text": self._text(i)}
+                for s, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]
+
+    def _text(self, index: int) -> str | None:
+        return self.item_texts[index] if self.item_texts else None
+
+    def _device(self) -> torch.device:
+        return next(self.model.parameters()).device
