@@ -25,9 +25,54 @@ def tabular_classification(workdir: Path) -> dict:
     return tabular_run(write_csv(workdir / "table.csv", tabular_rows(120)), workdir / "run")
 
 
+def image_classification(workdir: Path) -> dict:
+    from test_vision_end_to_end import COLOURS, tiny_run as vision_run
+    from vision_fixtures import write_image_folder
+
+    return vision_run(write_image_folder(workdir / "images", COLOURS, per_class=8), workdir / "run",
+                      batch_size=8)
+
+
+def audio_classification(workdir: Path) -> dict:
+    from speech_audio import tiny_cnn, train_settings, write_tone_folder
+
+    return {"task": {"name": "audio-classification", "clip_seconds": 0.5}, "backbone": tiny_cnn(),
+            "dataset": {"name": "audio-folder", "root": str(write_tone_folder(workdir / "tones", 8))},
+            "train": train_settings(batch_size=8), "output_dir": str(workdir / "run")}
+
+
+def speech_recognition(workdir: Path) -> dict:
+    from speech_audio import tiny_cnn, train_settings, write_transcribed_manifest
+
+    manifest = write_transcribed_manifest(workdir / "asr", count=24)
+    return {"task": {"name": "speech-recognition"}, "backbone": tiny_cnn(),
+            "dataset": {"name": "audio-manifest", "manifest": str(manifest), "target": "transcript",
+                        "target_column": "text"},
+            "train": train_settings(batch_size=8), "output_dir": str(workdir / "run")}
+
+
+def recommendation(workdir: Path) -> dict:
+    from test_recsys_end_to_end import recsys_run, write_world
+
+    (workdir / "world").mkdir(exist_ok=True)
+    return recsys_run(write_world(workdir / "world", users=30), workdir / "run",
+                      {"name": "mf", "dim": 8}, batch_size=32)
+
+
 CASES = [
     ConformanceCase("text-classification", text_classification, ["the film was wonderful", "dull"],
                     invalid=["task.max_length=2", "dataset.validation_fraction=1.5"]),
+    ConformanceCase("image-classification", image_classification,
+                    lambda workdir: sorted((workdir / "images").rglob("*.png"))[:3],
+                    invalid=["task.image_size=0", "dataset.test_fraction=2"]),
+    ConformanceCase("audio-classification", audio_classification,
+                    lambda workdir: sorted((workdir / "tones").rglob("*.wav"))[:3],
+                    invalid=["backbone.n_mels=2", "task.clip_seconds=-1"]),
+    ConformanceCase("speech-recognition", speech_recognition,
+                    lambda workdir: sorted((workdir / "asr").glob("*.flac"))[:3],
+                    invalid=["backbone.channels=[]", "dataset.target=words"]),
+    ConformanceCase("recommendation", recommendation, ["user1", "user2", "nobody"],
+                    invalid=["backbone.dim=0", "dataset.rating_threshold=abc"]),
     ConformanceCase("tabular-classification (examples/acme-tabular)", tabular_classification,
                     [{"income": 90_000, "age": 70, "noise": 0}, [20_000, 20, 0.5], "50000,49,0"],
                     invalid=["backbone.depth=0", "dataset.feature_columns=[]"]),

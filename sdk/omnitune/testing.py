@@ -50,8 +50,12 @@ class ConformanceCase:
 
     name: str
     config: Mapping[str, Any] | Callable[[Path], Mapping[str, Any]]
-    inputs: Sequence[Any]
+    inputs: Sequence[Any] | Callable[[Path], Sequence[Any]]
     invalid: Sequence[str] = ()
+
+    def raw_inputs(self, workdir: Path) -> list[Any]:
+        """The inputs to predict on (after ``run_config`` has written the case's data)."""
+        return list(self.inputs(workdir) if callable(self.inputs) else self.inputs)
 
     def run_config(self, workdir: Path, run_name: str, **train: Any) -> dict[str, Any]:
         """The case's config, complete with defaults, trained on the CPU under
@@ -107,11 +111,10 @@ def check_artifact(case: ConformanceCase, workdir: Path) -> None:
     plugins = load_plugins()
     result = omnitune.finetune(case.run_config(workdir, "artifact", max_steps=2), plugins=plugins)
     trained = omnitune.Predictor(result.task, result.config, Runtime.create("cpu", "fp32"), plugins)
-    before = trained.predict(list(case.inputs))
-    after = omnitune.Predictor.load(result.artifact, device="cpu", plugins=load_plugins()).predict(
-        list(case.inputs))
-    _expect(case, "artifact", len(after) == len(case.inputs),
-            f"{len(case.inputs)} inputs gave {len(after)} predictions")
+    inputs = case.raw_inputs(workdir)
+    before = trained.predict(inputs)
+    after = omnitune.Predictor.load(result.artifact, device="cpu", plugins=load_plugins()).predict(inputs)
+    _expect(case, "artifact", len(after) == len(inputs), f"{len(inputs)} inputs gave {len(after)} predictions")
     _expect(case, "artifact", all(isinstance(p, dict) for p in after), "each prediction must be a dict")
     try:
         json.dumps(after)
