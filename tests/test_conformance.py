@@ -26,7 +26,8 @@ def tabular_classification(workdir: Path) -> dict:
 
 
 def image_classification(workdir: Path) -> dict:
-    from test_vision_end_to_end import COLOURS, tiny_run as vision_run
+    from test_vision_end_to_end import COLOURS
+    from test_vision_end_to_end import tiny_run as vision_run
     from vision_fixtures import write_image_folder
 
     return vision_run(write_image_folder(workdir / "images", COLOURS, per_class=8), workdir / "run",
