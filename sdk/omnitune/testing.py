@@ -114,7 +114,8 @@ def check_artifact(case: ConformanceCase, workdir: Path) -> None:
     inputs = case.raw_inputs(workdir)
     before = trained.predict(inputs)
     after = omnitune.Predictor.load(result.artifact, device="cpu", plugins=load_plugins()).predict(inputs)
-    _expect(case, "artifact", len(after) == len(inputs), f"{len(inputs)} inputs gave {len(after)} predictions")
+    _expect(case, "artifact", len(after) == len(inputs),
+            f"{len(inputs)} inputs gave {len(after)} predictions")
     _expect(case, "artifact", all(isinstance(p, dict) for p in after), "each prediction must be a dict")
     try:
         json.dumps(after)
