@@ -1,11 +1,13 @@
 """omnitune's loop against a hand-written PyTorch loop and Hugging Face Trainer.
 
-    python benchmarks/compare_loops.py [--steps 60] [--warmup 10] [--workloads text image]
+    python benchmarks/compare_loops.py [--steps 60] [--warmup 10] [--repeats 3] [--workloads text image]
 
 Same model, data, batch size, optimizer (AdamW, linear schedule) and precision for all three;
-each runs in its own process so peak memory is its own. The data are pre-built tensors, so what
-differs is the loop alone. Prints a table, then a JSON object as the last line with samples/s,
-time per step and peak memory of each, and the ratios omnitune/hand-written and omnitune/HF.
+each runs in its own process so peak memory is its own, and the loops take turns (--repeats
+rounds) so that drift in the machine's load hits all of them; the median run of each is kept.
+The data are pre-built tensors, so what differs is the loop alone. Prints a table, then a JSON
+object as the last line with samples/s, time per step and peak memory of each, and the ratios
+omnitune/hand-written and omnitune/HF.
 Needs the bench extra (pip install -e '.[bench]') for HF Trainer; the image workload needs timm.
 """
 
@@ -187,12 +189,19 @@ def worker(loop: str, workload: str, steps: int, warmup: int, batch: int) -> dic
             "precision": precision, "batch_size": batch, "timed_steps": len(durations)}
 
 
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median time per step, with every run's samples/s alongside."""
+    ordered = sorted(runs, key=lambda r: r["step_ms"])
+    return {**ordered[len(ordered) // 2], "all_samples_per_s": [round(r["samples_per_s"], 2) for r in runs]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--workloads", nargs="+", default=["text", "image"])
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each loop; the median is kept")
     parser.add_argument("--worker", nargs=2, metavar=("LOOP", "WORKLOAD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -200,15 +209,17 @@ def main() -> None:
         return
     results: dict[str, dict[str, Any]] = {}
     for workload in args.workloads:
-        results[workload] = {}
-        for loop in LOOPS:
-            command = [sys.executable, __file__, "--worker", loop, workload, "--steps", str(args.steps),
-                       "--warmup", str(args.warmup), "--batch-size", str(args.batch_size)]
-            done = subprocess.run(command, capture_output=True, text=True, check=True)
-            results[workload][loop] = json.loads(done.stdout.strip().splitlines()[-1])
-        row = results[workload]
+        runs: dict[str, list[dict[str, Any]]] = {loop: [] for loop in LOOPS}
+        for _ in range(args.repeats):  # interleaved, so drift in machine load hits every loop alike
+            for loop in LOOPS:
+                command = [sys.executable, __file__, "--worker", loop, workload, "--steps", str(args.steps),
+                           "--warmup", str(args.warmup), "--batch-size", str(args.batch_size)]
+                done = subprocess.run(command, capture_output=True, text=True, check=True)
+                runs[loop].append(json.loads(done.stdout.strip().splitlines()[-1]))
+        row: dict[str, Any] = {loop: _median_run(found) for loop, found in runs.items()}
         row["omnitune/hand-written"] = row["omnitune"]["samples_per_s"] / row["hand-written"]["samples_per_s"]
         row["omnitune/hf-trainer"] = row["omnitune"]["samples_per_s"] / row["hf-trainer"]["samples_per_s"]
+        results[workload] = row
     print(f"{'workload':<8}{'loop':<14}{'samples/s':>11}{'ms/step':>10}{'peak MB':>10}", file=sys.stderr)
     for workload, row in results.items():
         for loop in LOOPS:

@@ -49,6 +49,8 @@ def read_rows(path: Path, columns: Sequence[str], delimiter: str = "auto") -> It
         reader = csv.reader(handle, delimiter=delimiter)
         try:
             header = [name.split(":", 1)[0].strip() for name in next(reader, [])]
+            if not header:
+                raise DataError(f"{path}: the file is empty; expected a header with {list(columns)}")
             missing = [c for c in columns if c not in header]
             if missing:
                 raise DataError(f"{path}: missing column(s) {missing}; the header has {header}. "
