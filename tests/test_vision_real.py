@@ -37,8 +37,7 @@ def test_converted_efficientnet_lite0_knows_a_cat() -> None:
     transform = create_transform(**resolve_model_data_config(model))
     with torch.no_grad():
         probabilities = model(transform(open_rgb(resolve(CHELSEA)))[None]).softmax(-1)[0]
-    top3 = probabilities.topk(3).indices.tolist()
-    assert top3[0] in DOMESTIC_CATS and 285 in top3, top3
+    assert probabilities.argmax().item() == 285  # Egyptian cat
     assert probabilities[DOMESTIC_CATS].sum() > 0.8  # a random or mis-mapped network puts ~0.5% here
 
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from omnitune.errors import AssetError, ConfigError
 from omnitune_vision.plugin import EfficientNetLite0Config, TimmBackboneConfig
-from omnitune_vision.weights import efficientnet_lite0_imagenet, read_state_dict
+from omnitune_vision.weights import SOURCE_PREPROCESSING, efficientnet_lite0_imagenet, read_state_dict
 
 EXPORT_FILE = "timm.json"
 
@@ -77,8 +77,9 @@ def efficientnet_lite0(config: EfficientNetLite0Config, export_dir: Path | None 
     create_args = _create_args(config.drop_path_rate)
     if config.pretrained:
         model = efficientnet_lite0_imagenet(**create_args)
-    else:
+    else:  # the same preprocessing as the pretrained weights, so the two compare like for like
         model = timm.create_model("efficientnet_lite0", pretrained=False, **create_args)
+        model.pretrained_cfg = {**model.pretrained_cfg, **SOURCE_PREPROCESSING}
     model.reset_classifier(0)
     return TimmBackbone(model, "efficientnet_lite0", _data_config(model), create_args)
 

