@@ -127,6 +127,41 @@ def test_threshold_without_rating_column_is_a_config_error() -> None:
         InteractionsFileConfig(interactions="x.csv", rating_column=None, rating_threshold=4)
 
 
+def test_user_file_features_become_indices_with_unknown_for_missing_users(tmp_path: Path) -> None:
+    users = tmp_path / "people.user"  # tab-separated, RecBole-style typed header
+    users.write_text("user_id:token\tage:token\tgender:token\tzip:token\n"
+                     "u1\t25\tF\t123\nghost\t70\tM\t999\n")
+    splits = load(events(tmp_path), users=str(users), user_feature_columns=["age", "gender"])
+    features = splits.info["user_features"]
+    assert features["columns"] == ["age", "gender"]
+    assert features["vocabularies"] == {"age": ["25"], "gender": ["F"]}  # only users left in the data
+    assert splits.info["users"] == ["u1", "u2"]
+    assert features["indices"] == [[1, 1], [0, 0]]  # u2 has no row in the user file: unknown (0)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, r"nobody\.csv: file not found"),
+    ("", r"nobody\.csv: the file is empty"),
+    ("user_id,gender\n", r"nobody\.csv: no users"),
+    ("user_id,sex\nu1,F\n", r"nobody\.csv: missing column\(s\) \['gender'\]"),
+    ("user_id,gender\nu1,F\nu1,M\n", r"nobody\.csv, row 3: user 'u1' appears twice"),
+    ("user_id,gender\n,F\n", r"nobody\.csv, row 2: field 'user_id' is empty"),
+    ("user_id,gender\nu1\n", r"nobody\.csv, row 2: expected 2 fields"),
+])
+def test_bad_user_files_name_the_file_row_and_field(tmp_path: Path, content: str | None,
+                                                    message: str) -> None:
+    users = tmp_path / "nobody.csv"
+    if content is not None:
+        users.write_text(content)
+    with pytest.raises(omnitune.DataError, match=message):
+        load(events(tmp_path), users=str(users), user_feature_columns=["gender"])
+
+
+def test_user_file_without_feature_columns_is_a_config_error() -> None:
+    with pytest.raises(ValueError, match="users needs user_feature_columns"):
+        InteractionsFileConfig(interactions="x.csv", users="u.csv")
+
+
 @settings(max_examples=40, deadline=None)
 @given(seen=st.lists(st.sets(st.integers(0, 29), max_size=29), min_size=1, max_size=8),
        kind=st.sampled_from(["uniform", "popularity"]), count=st.integers(1, 6), seed=st.integers(0, 99))

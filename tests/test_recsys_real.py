@@ -12,6 +12,7 @@ from omnitune.assets import resolve
 from omnitune_recsys.datasets import MOVIELENS_100K, movielens_100k
 from omnitune_recsys.interactions import Columns, read_interactions
 from omnitune_recsys.plugin import MovieLens100kConfig
+from omnitune_recsys.user_features import UNKNOWN
 
 pytestmark = pytest.mark.slow
 
@@ -26,6 +27,11 @@ def test_movielens_100k_is_real_and_leave_last_out_is_leak_free() -> None:
     info = splits.info
     assert len(info["users"]) > 900 and sum(info["popularity"]) == len(splits.train)
     assert info["item_texts"][info["items"].index("50")] == "Star Wars. Action Adventure Romance Sci-Fi War"
+    features = info["user_features"]
+    assert features["columns"] == ["age", "gender", "occupation"]
+    assert features["vocabularies"]["gender"] == ["F", "M"]
+    assert len(features["vocabularies"]["occupation"]) == 21
+    assert all(UNKNOWN not in row for row in features["indices"])  # every ml-100k user has a row
     when = {(e.user, e.item): e.timestamp for e in raw}
     for example in splits.test:
         user = info["users"][example.user]

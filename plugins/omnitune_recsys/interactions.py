@@ -100,6 +100,22 @@ def read_item_texts(path: Path, item_column: str, text_columns: Sequence[str],
     return texts
 
 
+def read_user_features(path: Path, user_column: str, feature_columns: Sequence[str],
+                       delimiter: str = "auto") -> dict[str, dict[str, str]]:
+    """The categorical ``feature_columns`` of each user id (``{"u1": {"gender": "F"}}``)."""
+    features: dict[str, dict[str, str]] = {}
+    for line, row in read_rows(path, [user_column, *feature_columns], delimiter):
+        user = row[user_column].strip()
+        if not user:
+            raise DataError(f"{path}, row {line}: field {user_column!r} is empty; expected an id")
+        if user in features:
+            raise DataError(f"{path}, row {line}: user {user!r} appears twice")
+        features[user] = {column: row[column].strip() for column in feature_columns}
+    if not features:
+        raise DataError(f"{path}: no users; expected one row per user with {list(feature_columns)}")
+    return features
+
+
 def implicit(interactions: Sequence[Interaction], threshold: float | None) -> list[Interaction]:
     """Positive feedback only: rated at least ``threshold``; each (user, item) once, its earliest
     event kept, so no pair can sit both in training and in a held-out split."""

