@@ -137,6 +137,53 @@ def test_two_tower_ranks_cold_items_by_their_text(world: tuple[Path, Path], tiny
     assert not (result.artifact / "backbone" / "text").exists()  # frozen encoder: vectors are in the weights
 
 
+@pytest.fixture(scope="module")
+def user_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Each user's taste is the genre they like; region is noise; user0 has no row."""
+    rng = random.Random(1)
+    rows = [{"user_id": f"user{u}", "taste": f"genre{u % 3}", "region": rng.choice("NSEW")}
+            for u in range(1, 120)]
+    return write_csv(tmp_path_factory.mktemp("users") / "users.csv", rows)
+
+
+def test_two_tower_user_features_answer_an_unknown_user(world: tuple[Path, Path], user_file: Path,
+                                                        tiny_bert: Path, tmp_path: Path,
+                                                        plugins: omnitune.Plugins) -> None:
+    backbone = {"name": "two-tower", "dim": 16,
+                "text_backbone": {"name": "transformers", "model": str(tiny_bert), "pooling": "mean"}}
+    run = recsys_run(world, tmp_path / "run", backbone)
+    run["dataset"] |= {"users": str(user_file), "user_feature_columns": ["taste", "region"]}
+    result = omnitune.finetune(run, plugins=plugins)
+    info = json.loads((result.artifact / "data_info.json").read_text())
+    assert info["user_features"]["vocabularies"]["taste"] == ["genre0", "genre1", "genre2"]
+
+    predictor = omnitune.Predictor.load(result.artifact, plugins=plugins)
+    assert "backbone.user_feature_embeddings.weight" in dict(predictor.task.model.named_parameters())
+    popular = predictor.task.recommend("newcomer", k=10)
+    assert popular["basis"] == "popular" and not popular["known_user"]
+    for genre in range(3):
+        answer = predictor.task.recommend("newcomer", k=10, features={"taste": f"genre{genre}"})
+        assert answer["basis"] == "features" and "from its features" in answer["note"]
+        items = [int(entry["item"].removeprefix("item")) for entry in answer["items"]]
+        assert sum(genre_of(i) == genre for i in items) >= 8, answer
+        assert [e["item"] for e in answer["items"]] != [e["item"] for e in popular["items"]]
+    queries = ["user4", {"user": "newcomer", "features": {"taste": "genre2"}},
+               {"user": "newcomer", "features": {"taste": "genre9"}}]
+    known, by_dict, unseen = predictor.predict(queries)
+    assert known["basis"] == "history" and by_dict["basis"] == "features"
+    assert unseen["basis"] == "popular" and "none of its features" in unseen["note"]
+    with pytest.raises(omnitune.DataError, match=r"unknown user feature\(s\) \['age'\]"):
+        predictor.task.recommend("newcomer", features={"age": "30"})
+
+
+def test_user_features_need_a_model_that_has_them(world: tuple[Path, Path], tiny_bert: Path, tmp_path: Path,
+                                                  plugins: omnitune.Plugins) -> None:
+    backbone = {"name": "two-tower", "user_features": True,
+                "text_backbone": {"name": "transformers", "model": str(tiny_bert)}}
+    with pytest.raises(omnitune.ConfigError, match="user_features needs a dataset with user features"):
+        omnitune.finetune(recsys_run(world, tmp_path / "run", backbone, max_steps=1), plugins=plugins)
+
+
 def test_two_tower_fine_tunes_its_text_encoder_with_sampled_softmax(
         world: tuple[Path, Path], tiny_bert: Path, tmp_path: Path, plugins: omnitune.Plugins) -> None:
     backbone = {"name": "two-tower", "dim": 16, "train_text_encoder": True, "text_max_length": 8,

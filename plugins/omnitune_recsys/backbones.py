@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -18,6 +19,7 @@ from torch import nn
 from omnitune.config import ComponentSpec
 from omnitune.errors import CheckpointError, ConfigError
 from omnitune_recsys.plugin import MatrixFactorizationConfig, TwoTowerConfig
+from omnitune_recsys.user_features import vocabulary_sizes
 
 TWO_TOWER_FILE = "two_tower.json"
 TEXT_EXPORT = "text"
@@ -25,12 +27,14 @@ TEXT_EXPORT = "text"
 
 @dataclass(frozen=True)
 class Catalogue:
-    """What a backbone needs from the dataset: sizes, item texts, which items have training data."""
+    """What a backbone needs from the dataset: sizes, item texts, which items have training data,
+    and the users' categorical features (``user_features`` of the dataset's info, if any)."""
 
     num_users: int
     num_items: int
     item_texts: list[str] | None
     popularity: list[int]
+    user_features: dict[str, Any] | None = None
 
 
 class MatrixFactorization(nn.Module):
@@ -57,11 +61,14 @@ class MatrixFactorization(nn.Module):
 
 
 class TwoTower(nn.Module):
-    """User tower: an id embedding. Item tower: an id embedding plus a trainable projection of
-    the item's text, encoded by a pretrained text backbone.
+    """User tower: an id embedding, plus (with ``user_features``) a sum of embeddings of the
+    user's categorical features. Item tower: an id embedding plus a trainable projection of the
+    item's text, encoded by a pretrained text backbone.
 
     Items without training interactions (cold items) use the text path alone, and training hides
-    the id embedding of a share of items (``id_dropout``) so the text path learns to stand alone.
+    the id embedding of a share of items (``id_dropout``) so the text path learns to stand alone;
+    likewise for users with features, so that a user unseen in training can be scored from
+    features alone (``feature_user_vectors``).
     With a frozen encoder (the default) every item text is encoded once into a buffer; with
     ``train_text_encoder`` the encoder is part of the model and item texts are encoded per batch.
     """
@@ -73,6 +80,7 @@ class TwoTower(nn.Module):
         self.num_features = config.dim
         self._load_encoder = load_encoder
         self.text_features = text_features
+        self.user_feature_info: dict[str, Any] | None = None
         self._cached_items: torch.Tensor | None = None
 
     def build(self, catalogue: Catalogue) -> None:
@@ -81,6 +89,7 @@ class TwoTower(nn.Module):
                               "or use the mf backbone")
         dim, std = self.config.dim, self.config.init_std
         self.users = _embedding(catalogue.num_users, dim, std)
+        self._build_user_features(catalogue.user_features)
         self.item_ids = _embedding(catalogue.num_items, dim, std)
         self.register_buffer("has_history", torch.tensor(catalogue.popularity) > 0, persistent=False)
         if self.config.train_text_encoder:
@@ -92,7 +101,15 @@ class TwoTower(nn.Module):
         self.text_projection = nn.Linear(self.text_features, dim)
 
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
-        return self.users(users)
+        """The id embedding, plus the feature embeddings when the tower has user features."""
+        ids = self.users(users)
+        if self.user_feature_info is None:
+            return ids
+        return self._drop_ids(ids) + self.feature_user_vectors(self.user_feature_index[users])
+
+    def feature_user_vectors(self, indices: torch.Tensor) -> torch.Tensor:
+        """User vectors from features alone: ``indices`` is (users, columns) of vocabulary indices."""
+        return self.user_feature_embeddings(indices + self.user_feature_offsets).sum(1)
 
     def item_vectors(self, items: torch.Tensor | None = None) -> torch.Tensor:
         """Vectors of ``items``, or of the whole catalogue (cached while in eval mode)."""
@@ -119,12 +136,31 @@ class TwoTower(nn.Module):
 
     # -- internals ---------------------------------------------------------------------------
 
+    def _build_user_features(self, info: dict[str, Any] | None) -> None:
+        """One embedding table for every feature column (each at its own offset), if enabled."""
+        wanted = self.config.user_features
+        if wanted and info is None:
+            raise ConfigError("two-tower user_features needs a dataset with user features "
+                              "(dataset.users and dataset.user_feature_columns)")
+        if info is None or wanted is False:
+            return
+        self.user_feature_info = info
+        sizes = vocabulary_sizes(info)
+        offsets = torch.tensor([0, *sizes[:-1]]).cumsum(0)
+        self.register_buffer("user_feature_offsets", offsets, persistent=False)
+        self.register_buffer("user_feature_index", torch.tensor(info["indices"], dtype=torch.long)
+                             .view(-1, len(sizes)), persistent=False)
+        self.user_feature_embeddings = _embedding(sum(sizes), self.config.dim, self.config.init_std)
+
+    def _drop_ids(self, ids: torch.Tensor) -> torch.Tensor:
+        """While training, hide the id embedding of ``id_dropout`` of the rows."""
+        if not self.training or self.config.id_dropout == 0:
+            return ids
+        return ids * (torch.rand(len(ids), 1, device=ids.device) >= self.config.id_dropout)
+
     def _item_vectors(self, items: torch.Tensor) -> torch.Tensor:
         ids = self.item_ids(items) * self.has_history[items].unsqueeze(1)
-        if self.training and self.config.id_dropout > 0:
-            keep = torch.rand(len(items), 1, device=ids.device) >= self.config.id_dropout
-            ids = ids * keep
-        return ids + self.text_projection(self._text(items))
+        return self._drop_ids(ids) + self.text_projection(self._text(items))
 
     def _text(self, items: torch.Tensor) -> torch.Tensor:
         if not self.config.train_text_encoder:

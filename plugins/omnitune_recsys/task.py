@@ -3,7 +3,7 @@ evaluated by ranking the whole catalogue, and queried with ``recommend`` / ``sim
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -17,6 +17,7 @@ from omnitune_recsys.plugin import METRICS, RecommendationConfig
 from omnitune_recsys.ranking import eval_batch, rank_metrics
 from omnitune_recsys.sampling import NegativeSampler, SeenPairs, negative_weights
 from omnitune_recsys.splits import EvalUser, Positive
+from omnitune_recsys.user_features import UNKNOWN, feature_indices
 
 
 class Recommender(nn.Module):
@@ -53,7 +54,8 @@ class Recommendation(Task):
         self.item_index = {item: i for i, item in enumerate(self.items)}
         self.train_items: list[list[int]] = data_info["train_items"]
         self.popularity = torch.tensor(data_info["popularity"], dtype=torch.float32)
-        backbone.build(Catalogue(len(self.users), len(self.items), self.item_texts, data_info["popularity"]))
+        backbone.build(Catalogue(len(self.users), len(self.items), self.item_texts, data_info["popularity"],
+                                 data_info.get("user_features")))
         self.model = Recommender(backbone)
         weights = negative_weights(data_info["popularity"], config.negatives, config.popularity_exponent)
         self.seen = SeenPairs(self.train_items, len(self.items))
@@ -105,28 +107,56 @@ class Recommendation(Task):
     # -- prediction ----------------------------------------------------------------------
 
     def encode_inputs(self, inputs: list[Any]) -> dict[str, Any]:
-        ids = [str(user) for user in inputs]
-        return {"users": torch.tensor([self.user_index.get(u, -1) for u in ids]), "ids": ids}
+        """Each input is a user id, or ``{"user": id, "features": {column: value}}``."""
+        queries = [_query(value) for value in inputs]
+        return {"users": torch.tensor([self.user_index.get(user, -1) for user, _ in queries]),
+                "queries": queries}
 
     def predict_step(self, model: nn.Module, batch: dict[str, Any]) -> list[dict[str, Any]]:
-        return [self.recommend(user) for user in batch["ids"]]
+        return [self.recommend(user, features=features) for user, features in batch["queries"]]
 
     @torch.no_grad()
-    def recommend(self, user_id: str | int, k: int | None = None) -> dict[str, Any]:
-        """The top ``k`` items for a user, leaving out what the user had in training. A user the
-        model never saw gets the most popular items, and the answer says so."""
+    def recommend(self, user_id: str | int, k: int | None = None,
+                  features: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The top ``k`` items for a user, leaving out what the user had in training
+        (``basis: history``). A user the model never saw is scored from ``features`` when given
+        and the model has user features (``basis: features``), else gets the most popular items
+        (``basis: popular``); either way the answer says so."""
         k = min(k or self.config.top_k, len(self.items))
-        index = self.user_index.get(str(user_id))
-        if index is None:
-            top = self.popularity.topk(k)
-            return {"user": str(user_id), "known_user": False, "items": self._listing(top),
-                    "note": f"unknown user {str(user_id)!r}: not in the training data, so these are "
-                            "the most popular items"}
+        user = str(user_id)
+        index = self.user_index.get(user)
+        if index is not None:
+            user_vectors, item_vectors = self.model(torch.tensor([index], device=self._device()))
+            scores = self._score(user_vectors, item_vectors)[0].float()
+            scores[self.train_items[index]] = float("-inf")
+            return {"user": user, "known_user": True, "basis": "history",
+                    "items": self._listing(scores.topk(k))}
+        if features:
+            return self._recommend_from_features(user, features, k)
+        return self._popular(user, k, "not in the training data")
+
+    def _recommend_from_features(self, user: str, features: Mapping[str, Any], k: int) -> dict[str, Any]:
+        """Score an unknown user from its categorical features alone."""
+        info = getattr(self.model.backbone, "user_feature_info", None)
+        if info is None:
+            raise DataError(f"user {user!r}: features were given but this model has no user features; "
+                            "train a two-tower backbone on a dataset with a user file")
+        indices = feature_indices(info, features)
+        if all(index == UNKNOWN for index in indices):
+            why = f"not in the training data and none of its features {dict(features)} were seen in training"
+            return self._popular(user, k, why)
         device = self._device()
-        user_vectors, item_vectors = self.model(torch.tensor([index], device=device))
-        scores = self._score(user_vectors, item_vectors)[0].float()
-        scores[self.train_items[index]] = float("-inf")
-        return {"user": str(user_id), "known_user": True, "items": self._listing(scores.topk(k))}
+        user_vectors = self.model.backbone.feature_user_vectors(torch.tensor([indices], device=device))
+        scores = self._score(user_vectors, self.model.backbone.item_vectors(None))[0].float()
+        return {"user": user, "known_user": False, "basis": "features",
+                "items": self._listing(scores.topk(k)),
+                "note": f"unknown user {user!r}: not in the training data, so these items are scored "
+                        f"from its features {dict(features)}"}
+
+    def _popular(self, user: str, k: int, why: str) -> dict[str, Any]:
+        return {"user": user, "known_user": False, "basis": "popular",
+                "items": self._listing(self.popularity.topk(k)),
+                "note": f"unknown user {user!r}: {why}, so these are the most popular items"}
 
     @torch.no_grad()
     def similar_items(self, item_id: str | int, k: int | None = None) -> dict[str, Any]:
@@ -143,7 +173,9 @@ class Recommendation(Task):
 
     def preprocessing(self) -> dict[str, Any]:
         return {"users": len(self.users), "items": len(self.items), "similarity": self.config.similarity,
-                "top_k": self.config.top_k, "unknown_user": "most popular items"}
+                "top_k": self.config.top_k,
+                "unknown_user": "scored from features when given and the model has user features, "
+                                "else the most popular items"}
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -162,3 +194,12 @@ class Recommendation(Task):
 
     def _device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+
+def _query(value: Any) -> tuple[str, Mapping[str, Any] | None]:
+    """``(user id, features)`` of a predict input: an id, or a dict with ``user`` and ``features``."""
+    if isinstance(value, Mapping):
+        if "user" not in value:
+            raise DataError(f"a recommendation input dict needs a 'user' key, got keys {sorted(value)}")
+        return str(value["user"]), value.get("features")
+    return str(value), None
