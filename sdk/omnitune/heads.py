@@ -4,21 +4,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from omnitune.options import Options
 
 if TYPE_CHECKING:  # torch is imported only when a head is built
     from torch import nn
 
 
-class LinearHeadConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class LinearHeadConfig(Options):
     dropout: float = Field(0.1, ge=0, lt=1, description="Dropout before the linear layer.")
 
 
-class MLPHeadConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class MLPHeadConfig(Options):
     hidden: int = Field(256, ge=1, description="Width of the hidden layer.")
     dropout: float = Field(0.1, ge=0, lt=1, description="Dropout before each linear layer.")
 

@@ -11,15 +11,14 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from omnitune.errors import ConfigError, DuplicateNameError, OmnituneError, PluginError, UnknownNameError
+from omnitune.options import Options
 
 Kind = Literal["task", "backbone", "head", "dataset", "metric"]
 KINDS: tuple[Kind, ...] = ("task", "backbone", "head", "dataset", "metric")
 
 
-class NoOptions(BaseModel):
+class NoOptions(Options):
     """Config model of a contribution that takes no options."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Contribution(BaseModel):

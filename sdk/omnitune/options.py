@@ -1,0 +1,24 @@
+"""Base models for plugin options: strict, immutable, and the split fractions datasets share."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Options(BaseModel):
+    """Base of every contribution's options model: unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SplitFractions(Options):
+    """Validation and test shares cut from one source; together they must leave some training."""
+
+    validation_fraction: float = Field(0.1, ge=0, lt=1, description="Held out for validation.")
+    test_fraction: float = Field(0.1, ge=0, lt=1, description="Held out for testing.")
+
+    @model_validator(mode="after")
+    def _fractions_leave_training(self) -> SplitFractions:
+        if self.validation_fraction + self.test_fraction >= 1:
+            raise ValueError("validation_fraction + test_fraction must be below 1")
+        return self
