@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import math
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from omnitune.data import read_table
 from omnitune.errors import DataError
 
 TAB_SUFFIXES = (".tsv", ".inter", ".item", ".user")
@@ -41,32 +41,13 @@ def read_rows(path: Path, columns: Sequence[str], delimiter: str = "auto") -> It
     RecBole-style typed headers (``user_id:token``) are read by their plain name (``user_id``).
     Errors name the file, the row and what was expected.
     """
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
     if delimiter == "auto":
         delimiter = "\t" if path.suffix.lower() in TAB_SUFFIXES else ","
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle, delimiter=delimiter)
-        try:
-            header = [name.split(":", 1)[0].strip() for name in next(reader, [])]
-            if not header:
-                raise DataError(f"{path}: the file is empty; expected a header with {list(columns)}")
-            missing = [c for c in columns if c not in header]
-            if missing:
-                raise DataError(f"{path}: missing column(s) {missing}; the header has {header}. "
-                                "Set the dataset's column options to match.")
-            for fields in reader:
-                if not fields:
-                    continue
-                if len(fields) != len(header):
-                    raise DataError(f"{path}, row {reader.line_num}: expected {len(header)} fields "
-                                    f"({', '.join(header)}), found {len(fields)}")
-                yield reader.line_num, dict(zip(header, fields, strict=True))
-        except UnicodeDecodeError as error:
-            where = f"{path}, near row {reader.line_num + 1}"
-            raise DataError(f"{where}: not UTF-8 text ({error.reason})") from error
-        except csv.Error as error:
-            raise DataError(f"{path}, row {reader.line_num}: {error}") from error
+    return read_table(path, columns, delimiter=delimiter, header_name=_plain_name)
+
+
+def _plain_name(header_cell: str) -> str:
+    return header_cell.split(":", 1)[0].strip()
 
 
 def read_interactions(path: Path, columns: Columns, delimiter: str = "auto") -> list[Interaction]:

@@ -60,29 +60,38 @@ def subsample(records: Sequence[Any], limit: int | None, seed: int) -> list[Any]
     return [records[i] for i in chosen]
 
 
-def read_table(path: Path, columns: Sequence[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_table(
+    path: Path,
+    columns: Sequence[str],
+    *,
+    delimiter: str | None = None,
+    header_name: Callable[[str], str] = str.strip,
+) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(row_number, row)`` from a CSV, TSV or JSONL file that must hold ``columns``.
 
-    Row numbers count the file's lines from 1 (the CSV header is line 1). Errors name the file,
-    the row and the field.
+    The file type comes from the suffix unless ``delimiter`` is given; ``header_name`` maps each
+    header cell to its column name (e.g. RecBole's ``user_id:token`` to ``user_id``). Row numbers
+    count the file's lines from 1 (the header is line 1). Errors name the file, the row and the field.
     """
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     suffix = path.suffix.lower()
-    if suffix in (".csv", ".tsv"):
-        yield from _read_delimited(path, columns, "\t" if suffix == ".tsv" else ",")
+    if delimiter is not None or suffix in (".csv", ".tsv"):
+        yield from _read_delimited(path, columns, delimiter or ("\t" if suffix == ".tsv" else ","),
+                                   header_name)
     elif suffix in (".jsonl", ".json"):
         yield from _read_jsonl(path, columns)
     else:
         raise DataError(f"{path}: unsupported file type {suffix!r}; expected .csv, .tsv or .jsonl")
 
 
-def _read_delimited(path: Path, columns: Sequence[str], delimiter: str) -> Iterator[tuple[int, dict]]:
+def _read_delimited(path: Path, columns: Sequence[str], delimiter: str,
+                    header_name: Callable[[str], str]) -> Iterator[tuple[int, dict]]:
     csv.field_size_limit(MAX_FIELD_CHARS)
     with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle, delimiter=delimiter)
+        reader = csv.reader(handle, delimiter=delimiter)
         try:
-            header = reader.fieldnames
+            header = [header_name(name) for name in next(reader, [])]
             if not header:
                 raise DataError(f"{path}: the file is empty; expected a header with {list(columns)}")
             missing = [c for c in columns if c not in header]
@@ -91,10 +100,14 @@ def _read_delimited(path: Path, columns: Sequence[str], delimiter: str) -> Itera
                     f"{path}: missing column(s) {missing}; the header has {header}. "
                     "Set the dataset's column options to match."
                 )
-            for row in reader:
-                if None in row:
-                    raise DataError(f"{path}, row {reader.line_num}: more fields than the header")
-                yield reader.line_num, row
+            for fields in reader:
+                if not fields:
+                    continue
+                if len(fields) != len(header):
+                    more = "more fields than the header: " if len(fields) > len(header) else ""
+                    raise DataError(f"{path}, row {reader.line_num}: {more}expected {len(header)} fields "
+                                    f"({', '.join(header)}), found {len(fields)}")
+                yield reader.line_num, dict(zip(header, fields, strict=True))
         except UnicodeDecodeError as error:
             where = f"{path}, near row {reader.line_num + 1}"
             raise DataError(f"{where}: not UTF-8 text ({error.reason})") from error
