@@ -1,10 +1,13 @@
-"""torchrun with 2 gloo processes on CPU: same result as 1 process with the same global batch;
-SIGTERM on one rank stops all of them with a checkpoint; resume reaches the same weights."""
+"""torchrun with 2 gloo processes on CPU: same result as 1 process with the same global batch,
+replicated (DDP) or sharded (FSDP); SIGTERM on one rank stops all of them with a checkpoint;
+resume reaches the same weights."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -13,13 +16,15 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from torch import nn
 
-from conftest import tiny_run
+from conftest import sentiment_rows, tiny_run, write_csv
 
 RUNNER = textwrap.dedent('''
-    import json, os, signal, sys
+    import json, logging, os, signal, sys
     import omnitune
 
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     config, stop_at, resume = json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "resume"
 
     class TerminateRankZero:
@@ -43,8 +48,14 @@ def launch(
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
                "--no-python", sys.executable, "-c", RUNNER,
                json.dumps(config), str(stop_at), "resume" if resume else "fresh"]
-    return subprocess.run(command, capture_output=True, text=True, check=False, timeout=300,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # the workers too, not only torchrun
+            raise
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def weights(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -52,36 +63,79 @@ def weights(run_dir: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture
-def config(tiny_bert_without_dropout: Path, sentiment_csv: Path):
-    def make(output_dir: Path, batch_size: int) -> dict:
-        run = tiny_run(tiny_bert_without_dropout, sentiment_csv, output_dir, epochs=2,
-                       batch_size=batch_size, eval_every=10, checkpoint_every=5)
+def config(tiny_bert_without_dropout: Path, tmp_path: Path):
+    # 418 rows split into 344 / 49 / 25: with an odd validation split the 2 processes' shards
+    # take 4 and 3 batches of 8, which FSDP's evaluation must keep in step.
+    reviews = write_csv(tmp_path / "reviews.csv", sentiment_rows(418))
+
+    def make(output_dir: Path, batch_size: int, distributed: str = "ddp") -> dict:
+        run = tiny_run(tiny_bert_without_dropout, reviews, output_dir, epochs=2,
+                       batch_size=batch_size, eval_every=10, checkpoint_every=5, distributed=distributed)
         run["head"]["dropout"] = 0.0
         return run
 
     return make
 
 
-def test_two_processes_match_one_with_the_same_global_batch(config, tmp_path: Path) -> None:
-    single = launch(config(tmp_path / "one", batch_size=16), processes=1)
-    assert single.returncode == 0, single.stderr[-2000:]
-    double = launch(config(tmp_path / "two", batch_size=8), processes=2)
-    assert double.returncode == 0, double.stderr[-2000:]
-
-    one, two = weights(tmp_path / "one"), weights(tmp_path / "two")
-    for name in one:
+def assert_same_run(run_dir: Path, expected_dir: Path) -> None:
+    """Same final weights (to float tolerance), steps and test metrics as ``expected_dir``."""
+    actual, expected = weights(run_dir), weights(expected_dir)
+    assert actual.keys() == expected.keys()
+    for name in expected:
         # A key bias has an exactly zero gradient (softmax ignores a constant shift), so Adam
         # turns rounding noise into ~1e-5 updates there; every other tensor agrees to ~1e-6.
         atol = 1e-4 if name.endswith("attention.self.key.bias") else 1e-5
-        torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=atol, msg=name)
-    metrics_one = json.loads((tmp_path / "one" / "artifact" / "metrics.json").read_text())
-    metrics_two = json.loads((tmp_path / "two" / "artifact" / "metrics.json").read_text())
-    assert metrics_two["steps"] == metrics_one["steps"]
-    assert metrics_two["test_accuracy"] == pytest.approx(metrics_one["test_accuracy"])
-    assert metrics_two["test_loss"] == pytest.approx(metrics_one["test_loss"], rel=1e-4)
+        torch.testing.assert_close(actual[name], expected[name], rtol=1e-4, atol=atol, msg=name)
+    metrics = json.loads((run_dir / "artifact" / "metrics.json").read_text())
+    reference = json.loads((expected_dir / "artifact" / "metrics.json").read_text())
+    assert metrics["steps"] == reference["steps"]
+    assert metrics["test_accuracy"] == pytest.approx(reference["test_accuracy"])
+    assert metrics["test_loss"] == pytest.approx(reference["test_loss"], rel=1e-4)
     # only rank 0 writes: one metrics line per log event, not two
-    lines = (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     assert sum('"final": true' in line for line in lines) == 1
+
+
+@pytest.fixture
+def one_process_run(config, tmp_path: Path) -> Path:
+    """The reference: 1 process with batch 16 (the global batch of 2 processes with batch 8)."""
+    output_dir = tmp_path / "one"
+    single = launch(config(output_dir, batch_size=16), processes=1)
+    assert single.returncode == 0, single.stderr[-2000:]
+    return output_dir
+
+
+def test_two_processes_match_one_with_the_same_global_batch(config, one_process_run, tmp_path) -> None:
+    double = launch(config(tmp_path / "two", batch_size=8), processes=2)
+    assert double.returncode == 0, double.stderr[-2000:]
+    assert_same_run(tmp_path / "two", one_process_run)
+
+
+def test_fsdp_shards_the_model_matches_one_process_and_resumes(config, one_process_run, tmp_path) -> None:
+    sharded = launch(config(tmp_path / "fsdp", batch_size=8, distributed="fsdp"), processes=2)
+    assert sharded.returncode == 0, sharded.stderr[-2000:]
+    # the two BERT layers are units of their own; each process holds half of every tensor
+    held = re.search(r"fsdp: 2 blocks and the root sharded over 2 processes; rank 0 holds (\d+) of (\d+)",
+                     sharded.stderr)
+    assert held is not None, sharded.stderr[-2000:]
+    assert int(held[1]) < 0.55 * int(held[2])
+    assert_same_run(tmp_path / "fsdp", one_process_run)
+
+    run = config(tmp_path / "stopped", batch_size=8, distributed="fsdp")
+    stopped = launch(run, processes=2, stop_at=7)
+    assert "stopped by SIGTERM at step 7" in stopped.stderr
+    assert (tmp_path / "stopped" / "checkpoints" / "step-00000007" / "complete.json").is_file()
+    resumed = launch(run, processes=2, resume=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    expected, actual = weights(tmp_path / "fsdp"), weights(tmp_path / "stopped")
+    for name in expected:
+        torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=0, msg=name)
+
+    replicated = config(tmp_path / "stopped", batch_size=8)
+    refused = launch(replicated, processes=2, resume=True)
+    assert refused.returncode != 0
+    assert "was written by an FSDP run; resume it under torchrun with train.distributed: fsdp" \
+        in refused.stderr
 
 
 def test_sigterm_stops_every_rank_with_a_checkpoint_and_resume_matches(config, tmp_path: Path) -> None:
@@ -99,3 +153,31 @@ def test_sigterm_stops_every_rank_with_a_checkpoint_and_resume_matches(config, t
     expected, actual = weights(tmp_path / "straight"), weights(tmp_path / "stopped")
     for name in expected:
         torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=0, msg=name)
+
+
+@pytest.mark.parametrize("strategy", ["lora", "freeze-then-unfreeze"])
+def test_fsdp_strategies_match_one_process(config, strategy: str, tmp_path: Path) -> None:
+    # LoRA shards frozen base weights beside trainable adapters; freeze-then-unfreeze switches
+    # requires_grad on parameters FSDP has already sharded.
+    runs = {}
+    for name, processes, batch_size, distributed in (("one", 1, 16, "ddp"), ("fsdp", 2, 8, "fsdp")):
+        run = config(tmp_path / name, batch_size=batch_size, distributed=distributed)
+        run["train"] |= {"strategy": strategy, "eval_every": None, "checkpoint_every": None}
+        runs[name] = launch(run, processes=processes)
+        assert runs[name].returncode == 0, runs[name].stderr[-2000:]
+    assert_same_run(tmp_path / "fsdp", tmp_path / "one")
+
+
+def test_fsdp_units_are_the_repeated_blocks(tiny_bert: Path) -> None:
+    import timm
+
+    from omnitune.runtime import repeated_blocks
+    from omnitune_text.backbone import transformers_backbone
+    from omnitune_text.plugin import TransformersBackboneConfig
+
+    text = nn.Module()
+    text.backbone = transformers_backbone(TransformersBackboneConfig(model=str(tiny_bert)))
+    text.head = nn.Sequential(nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 2))  # torch.nn's own: not units
+    assert [type(b).__name__ for b in repeated_blocks(text)] == ["BertLayer", "BertLayer"]
+    resnet = timm.create_model("resnet18", pretrained=False)  # 4 stages of 2 blocks each
+    assert [type(b).__name__ for b in repeated_blocks(resnet)] == ["BasicBlock"] * 8

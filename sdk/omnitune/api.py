@@ -79,7 +79,7 @@ def finetune(
     plugins = plugins or load_plugins()
     options = validate_components(run, plugins.registry)
     output_dir = Path(run.output_dir)
-    runtime = Runtime.create(run.train.device, run.train.precision)
+    runtime = Runtime.create(run.train.device, run.train.precision, run.train.distributed)
     if runtime.is_main:
         prepare_output_dir(output_dir, resume=resume, overwrite=run.overwrite)
     runtime.barrier()
@@ -91,8 +91,9 @@ def finetune(
     result = loop.fit(task, splits, run.train, output_dir, build_metrics(task, plugins.registry),
                       runtime=runtime, resume=resume, emit=emitter(plugins))
     artifact = output_dir / "artifact"
+    weights = runtime.full_weights(task.model)
     if runtime.is_main:
-        save_run_artifact(artifact, run, options, task, splits.info, result.metrics, plugins)
+        save_run_artifact(artifact, run, options, task, weights, splits.info, result.metrics, plugins)
     runtime.barrier()
     return RunResult(result.metrics, artifact, output_dir, run, task)
 
@@ -162,11 +163,13 @@ def save_run_artifact(
     run: RunConfig,
     options: dict[Kind, Any],
     task: Any,
+    weights: dict[str, Any],
     data_info: dict[str, Any],
     metrics: dict[str, float],
     plugins: Plugins,
 ) -> Path:
-    """Save weights, resolved config, data info, preprocessing and metrics as one folder."""
+    """Save ``weights`` (``Runtime.full_weights``), resolved config, data info, preprocessing and
+    metrics as one folder."""
     from omnitune.checkpoint import save_artifact
 
     resolved = run.model_dump(mode="json")
@@ -184,7 +187,7 @@ def save_run_artifact(
     }
     backbone = getattr(task.model, "backbone", None)
     export = getattr(backbone, "export", None)
-    return save_artifact(directory, task.model, files, export)
+    return save_artifact(directory, weights, files, export)
 
 
 def list_names(kind: Kind, pattern: str = "*", plugins: Plugins | None = None) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -11,9 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 
 from omnitune.errors import CheckpointError
+
+Weights = dict[str, torch.Tensor]
 
 WEIGHTS = "model.safetensors"
 TRAINING_STATE = "training_state.pt"
@@ -63,12 +67,12 @@ def remove_staging(directory: Path) -> int:
 
 
 def save_checkpoint(
-    root: Path, step: int, model: torch.nn.Module, training_state: dict[str, Any], keep: int
+    root: Path, step: int, weights: Weights, training_state: dict[str, Any], keep: int
 ) -> Path:
     """Write ``root/step-N`` atomically, point ``root/latest`` at it, keep the newest ``keep``."""
     name = f"step-{step:08d}"
     staging = staging_directory(root, name)
-    save_model(model, str(staging / WEIGHTS))
+    save_file(weights, str(staging / WEIGHTS))
     torch.save(training_state, staging / TRAINING_STATE)
     write_json(staging / COMPLETE_MARK, {"step": step})
     target = root / name
@@ -98,32 +102,86 @@ def latest_checkpoint(root: Path) -> Path | None:
     return complete[-1] if complete else None
 
 
-def load_checkpoint(path: Path, model: torch.nn.Module) -> dict[str, Any]:
-    """Load weights into ``model`` and return the training state (tensors only, no code runs)."""
+def load_checkpoint(path: Path) -> tuple[Weights, dict[str, Any]]:
+    """The weights and the training state of a checkpoint (tensors only, no code runs)."""
     try:
-        load_weights(model, path / WEIGHTS)
-        return torch.load(path / TRAINING_STATE, map_location="cpu", weights_only=True)
+        return read_weights(path / WEIGHTS), torch.load(path / TRAINING_STATE, map_location="cpu",
+                                                        weights_only=True)
     except (OSError, RuntimeError) as error:
         raise CheckpointError(f"checkpoint {path} could not be loaded: {error}") from error
 
 
-def save_weights(model: torch.nn.Module, path: Path) -> None:
-    """Save ``model`` as safetensors through a temporary file and a rename."""
+def savable_weights(model: torch.nn.Module, state: Weights) -> Weights:
+    """``state`` (a state dict of ``model``) as safetensors stores it: a tied weight under its
+    first name only, and no two tensors sharing memory."""
+    aliases = {alias for group in _tied_groups(model) for alias in group[1:]}
+    savable: Weights = {}
+    storages: set[tuple[torch.device, int]] = set()
+    for name, tensor in state.items():
+        if name in aliases:
+            continue
+        storage = (tensor.device, tensor.untyped_storage().data_ptr())
+        if storage in storages or not tensor.is_contiguous():
+            tensor = tensor.clone(memory_format=torch.contiguous_format)
+        storages.add(storage)
+        savable[name] = tensor.detach()
+    return savable
+
+
+def complete_weights(model: torch.nn.Module, weights: Weights) -> Weights:
+    """``weights`` with every name of each tied weight filled in, as ``model.state_dict()`` has."""
+    complete = dict(weights)
+    expected = model.state_dict().keys()
+    for group in _tied_groups(model):
+        present = next((name for name in group if name in weights), None)
+        if present is not None:
+            complete.update({name: weights[present] for name in group if name in expected})
+    return complete
+
+
+def load_state(model: torch.nn.Module, weights: Weights, source: Path) -> None:
+    """Copy ``weights`` (read from ``source``) into ``model``; every key and shape must match."""
+    try:
+        missing, unexpected = model.load_state_dict(complete_weights(model, weights), strict=False)
+    except RuntimeError as error:
+        raise CheckpointError(f"{source} does not fit the model: {error}") from error
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{source} does not fit the model: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(unexpected)[:5]}"
+        )
+
+
+def save_weights(weights: Weights, path: Path) -> None:
+    """Save ``weights`` (see ``savable_weights``) as safetensors via a temporary file and a rename."""
     staging = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    save_model(model, str(staging))
+    save_file(weights, str(staging))
     os.replace(staging, path)
 
 
-def load_weights(model: torch.nn.Module, path: Path) -> None:
-    """Load safetensors weights into ``model``; every key must match."""
+def read_weights(path: Path) -> Weights:
+    """The tensors of a safetensors file, on the CPU."""
     if not path.is_file():
         raise CheckpointError(f"weights file not found: {path}")
-    missing, unexpected = load_model(model, str(path), strict=False)
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{path} does not fit the model: missing {sorted(missing)[:5]}, "
-            f"unexpected {sorted(unexpected)[:5]}"
-        )
+    try:
+        return load_file(path)
+    except SafetensorError as error:
+        raise CheckpointError(f"{path} is not a readable safetensors file: {error}") from error
+
+
+def load_weights(model: torch.nn.Module, path: Path) -> None:
+    """Load a safetensors file into ``model`` (one process, unsharded); every key must match."""
+    load_state(model, read_weights(path), path)
+
+
+def _tied_groups(model: torch.nn.Module) -> list[list[str]]:
+    """Names that refer to one and the same parameter or buffer, for each that has several."""
+    names: dict[int, list[str]] = {}
+    named = itertools.chain(model.named_parameters(remove_duplicate=False),
+                            model.named_buffers(remove_duplicate=False))
+    for name, tensor in named:
+        names.setdefault(id(tensor), []).append(name)
+    return [group for group in names.values() if len(group) > 1]
 
 
 def _fsync_tree(directory: Path) -> None:
@@ -135,14 +193,14 @@ def _fsync_tree(directory: Path) -> None:
 
 def save_artifact(
     directory: Path,
-    model: torch.nn.Module,
+    weights: Weights,
     files: dict[str, Any],
     export: Callable[[Path], None] | None = None,
 ) -> Path:
     """Write the artifact folder atomically: weights, one JSON file per entry of ``files``,
     and whatever ``export`` writes into ``backbone/`` (configs, tokenizer, ...)."""
     staging = staging_directory(directory.parent, directory.name)
-    save_model(model, str(staging / WEIGHTS))
+    save_file(weights, str(staging / WEIGHTS))
     for name, data in files.items():
         write_json(staging / f"{name}.json", data)
     if export is not None:

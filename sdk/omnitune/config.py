@@ -84,6 +84,10 @@ class TrainConfig(BaseModel):
         "auto", description="auto: bf16 on GPUs that support it, else fp32."
     )
     device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="auto: cuda, mps, cpu.")
+    distributed: Literal["ddp", "fsdp"] = Field(
+        "ddp", description="Under torchrun: replicate the model on every process (ddp), or shard "
+        "parameters, gradients and optimizer state across processes (fsdp)."
+    )
     gradient_checkpointing: bool = Field(False, description="Recompute activations to save memory.")
     compile: str | None = Field(None, description="torch.compile backend (e.g. inductor); null: eager.")
     on_nonfinite_loss: Literal["stop", "skip"] = Field(

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from omnitune import checkpoint as ckpt
 from omnitune.config import TrainConfig
 from omnitune.data import Splits
-from omnitune.errors import ConfigError, TrainingError, TrainingInterrupted
+from omnitune.errors import CheckpointError, ConfigError, TrainingError, TrainingInterrupted
 from omnitune.lora import apply_lora
 from omnitune.runtime import Runtime, data_generator, epoch_order, rng_state, seed_everything, set_rng_state
 from omnitune.task import StepOutput, Task
@@ -76,7 +76,7 @@ def fit(
     Under ``torchrun`` every process calls ``fit``; only rank 0 logs, emits loop events and
     writes checkpoints.
     """
-    runtime = runtime or Runtime.create(train.device, train.precision)
+    runtime = runtime or Runtime.create(train.device, train.precision, train.distributed)
     return _Fit(task, splits, train, output_dir, metric_fns, runtime, emit).run(resume)
 
 
@@ -99,6 +99,8 @@ def evaluate(
     shard = runtime.shard(list(examples), even=False)
     loader = DataLoader(shard, batch_size=batch_size, shuffle=False, collate_fn=task.collate,
                         num_workers=num_workers, generator=data_generator(0))
+    # every FSDP forward gathers parameters from all processes: all must run as many batches
+    lockstep = runtime.max(len(loader)) if runtime.sharded else len(loader)
     loss_sum, count, collected = 0.0, 0, []
     for batch in loader:
         items = task.num_items(batch)
@@ -108,6 +110,9 @@ def evaluate(
         count += items
         collected.append({k: v.detach().float().cpu() if v.is_floating_point() else v.detach().cpu()
                           for k, v in out.outputs.items()})
+    for _ in range(lockstep - len(loader)):  # results discarded
+        with runtime.autocast():
+            task.evaluation_step(model, runtime.to_device(task.collate([examples[0]])))
     model.train(was_training)
     parts = runtime.gather((loss_sum, count, collected))
     collected = [batch for _, _, batches in parts for batch in batches]
@@ -147,6 +152,7 @@ class _Fit:
         if train.gradient_checkpointing:
             _enable_gradient_checkpointing(self.backbone)
         self.model.to(runtime.device)
+        runtime.prepare(self.model)
         self.optimizer = build_optimizer(self.model, train)
         self.batches_per_epoch = math.ceil(
             len(runtime.shard(list(range(len(splits.train))), even=True)) / train.batch_size)
@@ -220,8 +226,10 @@ class _Fit:
         self.runtime.barrier()
         latest = ckpt.latest_checkpoint(self.checkpoints)
         if resume and latest is not None:
-            training_state = ckpt.load_checkpoint(latest, self.model)
-            self.optimizer.load_state_dict(training_state["optimizer"])
+            weights, training_state = ckpt.load_checkpoint(latest)
+            self._check_layout(latest, training_state)
+            self.runtime.load_full_weights(self.model, weights, latest)
+            self.runtime.load_optimizer_state(self.model, self.optimizer, training_state["optimizer"])
             self.scheduler.load_state_dict(training_state["scheduler"])
             self.scaler.load_state_dict(training_state["scaler"])
             set_rng_state(training_state["rng"][self.runtime.rank])
@@ -234,6 +242,16 @@ class _Fit:
                 log.warning("--resume: no checkpoint under %s; starting from scratch", self.checkpoints)
             seed_everything(self.train.seed + self.runtime.rank)
         self.output_dir.mkdir(parents=True, exist_ok=True)
+
+    def _check_layout(self, checkpoint: Path, training_state: dict[str, Any]) -> None:
+        """The optimizer state of an FSDP checkpoint is keyed differently: refuse a mismatch."""
+        if training_state.get("sharded", False) == self.runtime.sharded:
+            return
+        if self.runtime.sharded:
+            raise CheckpointError(f"{checkpoint} was written by an unsharded run; resume it with "
+                                  "train.distributed: ddp")
+        raise CheckpointError(f"{checkpoint} was written by an FSDP run; resume it under torchrun "
+                              "with train.distributed: fsdp")
 
     def _epoch_batches(self) -> Iterator[dict[str, Any]]:
         order = list(epoch_order(len(self.splits.train), self.train.seed, self.state.epoch))
@@ -319,9 +337,10 @@ class _Fit:
             self.state.best_metric, self.state.best_step = value, self.state.step
             self.state.best_metrics = metrics
             self.state.evals_without_improvement = 0
+            weights = self.runtime.full_weights(self.model)
             if self.runtime.is_main:
                 self.best_weights.parent.mkdir(parents=True, exist_ok=True)
-                ckpt.save_weights(self.model, self.best_weights)
+                ckpt.save_weights(weights, self.best_weights)
             return
         self.state.evals_without_improvement += 1
         patience = self.train.early_stopping_patience
@@ -332,16 +351,19 @@ class _Fit:
 
     def _save_checkpoint(self) -> Path:
         rng = self.runtime.gather(rng_state())
+        weights = self.runtime.full_weights(self.model)
+        optimizer = self.runtime.optimizer_state(self.model, self.optimizer)
         path = self.checkpoints / f"step-{self.state.step:08d}"
         if self.runtime.is_main:
             training_state = {
-                "optimizer": self.optimizer.state_dict(),
+                "optimizer": optimizer,
                 "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(),
                 "rng": rng,
                 "loop": json.dumps(asdict(self.state)),
+                "sharded": self.runtime.sharded,
             }
-            path = ckpt.save_checkpoint(self.checkpoints, self.state.step, self.model, training_state,
+            path = ckpt.save_checkpoint(self.checkpoints, self.state.step, weights, training_state,
                                         self.train.keep_checkpoints)
             self.emit("on_checkpoint_saved", state=self.state, path=str(path))
         self.runtime.barrier()
@@ -349,7 +371,8 @@ class _Fit:
 
     def _finish(self, samples: int, seconds: float) -> dict[str, float]:
         if self.best_weights.is_file():
-            ckpt.load_weights(self.model, self.best_weights)
+            best = ckpt.read_weights(self.best_weights)
+            self.runtime.load_full_weights(self.model, best, self.best_weights)
         metrics: dict[str, float] = {"steps": self.state.step, "epochs": self.state.epoch}
         if seconds > 0 and samples:
             metrics |= {"train_runtime_s": seconds,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,7 +16,10 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from omnitune.errors import ConfigError
+from omnitune import checkpoint as ckpt
+from omnitune.errors import CheckpointError, ConfigError
+
+log = logging.getLogger("omnitune")
 
 
 @dataclass(frozen=True)
@@ -25,11 +30,13 @@ class Runtime:
     precision: str  # "fp32", "bf16" or "fp16"
     rank: int = 0
     world_size: int = 1
+    sharded: bool = False  # FSDP: parameters, gradients and optimizer state split across processes
 
     @classmethod
-    def create(cls, device: str = "auto", precision: str = "auto") -> Runtime:
+    def create(cls, device: str = "auto", precision: str = "auto", distributed: str = "ddp") -> Runtime:
         """Pick the device (cuda, then mps, then cpu) and the precision it supports. Under
-        ``torchrun`` (WORLD_SIZE > 1) join the process group: NCCL on GPUs, gloo on CPUs."""
+        ``torchrun`` (WORLD_SIZE > 1) join the process group (NCCL on GPUs, gloo on CPUs) and
+        replicate the model (``ddp``) or shard it (``fsdp``)."""
         world_size = int(os.environ.get("WORLD_SIZE", "1"))
         if world_size == 1:
             chosen = select_device(device)
@@ -41,7 +48,8 @@ class Runtime:
             torch.cuda.set_device(chosen)
         if not dist.is_initialized():
             dist.init_process_group(backend="nccl" if chosen.type == "cuda" else "gloo")
-        return cls(chosen, select_precision(precision, chosen), dist.get_rank(), dist.get_world_size())
+        return cls(chosen, select_precision(precision, chosen), dist.get_rank(), dist.get_world_size(),
+                   sharded=distributed == "fsdp")
 
     @property
     def distributed(self) -> bool:
@@ -76,9 +84,32 @@ class Runtime:
             return type(batch)(self.to_device(value) for value in batch)
         return batch
 
+    def prepare(self, model: nn.Module) -> None:
+        """Under FSDP, shard ``model`` across processes in place; call before building the optimizer.
+
+        Each repeated block (a transformer layer, a timm block) becomes its own FSDP unit, so only
+        one block's full parameters exist at a time; the remaining parameters form the root unit.
+        """
+        if not self.sharded:
+            return
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard
+
+        mesh = init_device_mesh(self.device.type, (self.world_size,))
+        blocks = repeated_blocks(model)
+        for block in blocks:
+            fully_shard(block, mesh=mesh)
+        fully_shard(model, mesh=mesh)
+        held = sum(_local(p).numel() for p in model.parameters())
+        total = sum(p.numel() for p in model.parameters())
+        if self.is_main:
+            log.info("fsdp: %d blocks and the root sharded over %d processes; rank 0 holds %d of %d "
+                     "parameters (%.1f%%)", len(blocks), self.world_size, held, total, 100 * held / total)
+
     def wrap(self, model: nn.Module) -> nn.Module:
-        """The model to train: DistributedDataParallel across processes, else ``model`` itself."""
-        if not self.distributed:
+        """The model to train: DistributedDataParallel across processes, else ``model`` itself
+        (which FSDP has already sharded in ``prepare``)."""
+        if not self.distributed or self.sharded:
             return model
         ids = [self.device.index] if self.device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
@@ -112,6 +143,55 @@ class Runtime:
         dist.all_gather_object(gathered, value)
         return gathered
 
+    def max(self, value: int) -> int:
+        """The largest ``value`` over all processes."""
+        if not self.distributed:
+            return value
+        largest = torch.tensor([value], dtype=torch.int64, device=self._collective_device)
+        dist.all_reduce(largest, op=dist.ReduceOp.MAX)
+        return int(largest.item())
+
+    def full_weights(self, model: nn.Module) -> ckpt.Weights:
+        """``model``'s weights, unsharded, ready to save; under FSDP every process must call this
+        and only rank 0 receives them (on the CPU), the others an empty dict."""
+        if not self.sharded:
+            return ckpt.savable_weights(model, model.state_dict())
+        from torch.distributed.checkpoint.state_dict import get_model_state_dict
+
+        state = get_model_state_dict(model, options=_full_state(cpu_offload=True))
+        return ckpt.savable_weights(model, state) if self.is_main else {}
+
+    def load_full_weights(self, model: nn.Module, weights: ckpt.Weights, source: Path) -> None:
+        """Copy unsharded ``weights`` (read from ``source`` by every process) into ``model``."""
+        if not self.sharded:
+            ckpt.load_state(model, weights, source)
+            return
+        from torch.distributed.checkpoint.state_dict import set_model_state_dict
+
+        try:
+            set_model_state_dict(model, ckpt.complete_weights(model, weights), options=_full_state())
+        except (KeyError, RuntimeError) as error:
+            raise CheckpointError(f"{source} does not fit the model: {error}") from error
+
+    def optimizer_state(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+        """The optimizer's state to checkpoint; under FSDP unsharded onto rank 0 (all must call)."""
+        if not self.sharded:
+            return optimizer.state_dict()
+        from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+        return get_optimizer_state_dict(model, optimizer, options=_full_state(cpu_offload=True))
+
+    def load_optimizer_state(self, model: nn.Module, optimizer: torch.optim.Optimizer,
+                             state: dict[str, Any]) -> None:
+        """Restore what ``optimizer_state`` returned."""
+        if not self.sharded:
+            optimizer.load_state_dict(state)
+            return
+        from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
+
+        # strict=False: parameters that never received a gradient (an unused pooler) have no state
+        set_optimizer_state_dict(model, optimizer, state, options=_full_state(strict=False))
+
     def barrier(self) -> None:
         if self.distributed:
             dist.barrier()
@@ -125,6 +205,39 @@ class Runtime:
     @property
     def _collective_device(self) -> torch.device:
         return self.device if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
+def repeated_blocks(model: nn.Module) -> list[nn.Module]:
+    """The model's repeated blocks: members of a ModuleList or Sequential that are two or more
+    instances of one class defined outside torch.nn (transformer layers, timm blocks), outermost
+    first; containers of torch.nn's own classes are searched inside."""
+    blocks: list[nn.Module] = []
+    for child in model.children():
+        if isinstance(child, nn.ModuleList | nn.Sequential):
+            members = list(child)
+            counts = {kind: sum(type(m) is kind for m in members) for kind in map(type, members)}
+            repeated = [m for m in members if counts[type(m)] > 1 and not _from_torch_nn(m)]
+            if repeated:
+                blocks.extend(repeated)
+                continue
+        blocks.extend(repeated_blocks(child))
+    return blocks
+
+
+def _from_torch_nn(module: nn.Module) -> bool:
+    return type(module).__module__.startswith("torch.nn.")
+
+
+def _local(parameter: torch.Tensor) -> torch.Tensor:
+    """This process's shard of a (possibly sharded) parameter."""
+    to_local = getattr(parameter, "to_local", None)
+    return to_local() if to_local is not None else parameter
+
+
+def _full_state(cpu_offload: bool = False, strict: bool = True) -> Any:
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+    return StateDictOptions(full_state_dict=True, cpu_offload=cpu_offload, strict=strict)
 
 
 def select_device(preference: str = "auto") -> torch.device:
