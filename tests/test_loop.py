@@ -3,6 +3,8 @@ optimizer groups, freezing, early stopping and loop hooks."""
 
 from __future__ import annotations
 
+import itertools
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +172,36 @@ def test_schedule_warms_up_then_decays(tmp_path: Path) -> None:
 def test_fp16_on_cpu_is_refused() -> None:
     with pytest.raises(omnitune.ConfigError, match="fp16 needs a GPU"):
         Runtime.create("cpu", "fp16")
+
+
+class OverflowingTask(RegressionTask):
+    """The first step's loss is so large that its fp16 gradients overflow; records the weights
+    each step starts from."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.starts: list[dict[str, torch.Tensor]] = []
+
+    def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
+        self.starts.append(weights(self.model))
+        out = super().training_step(model, batch)
+        return StepOutput(out.loss * (1e6 if len(self.starts) == 1 else 1.0))
+
+
+def test_fp16_grad_scaler_skips_an_overflowing_step_and_trains_on(tmp_path: Path) -> None:
+    # fp16 autocast runs on CPU too, so the GradScaler path is exercised here (users get fp16
+    # only on GPUs; Runtime.create refuses it on CPU).
+    task = OverflowingTask()
+    config = train_config(batch_size=30, max_steps=30, precision="fp16", max_grad_norm=1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a skipped update must not step the LR schedule either
+        fit(task, Splits(train=regression_data().train), config, tmp_path, {},
+            runtime=Runtime(torch.device("cpu"), "fp16"))
+    changed = [any(not torch.equal(after[n], before[n]) for n in before)
+               for before, after in itertools.pairwise(task.starts)]
+    assert changed[0] is False  # the overflowing first step left the weights alone
+    assert sum(changed) >= 20  # the scaler backed off and training went on
+    assert all(torch.isfinite(value).all() for value in weights(task.model).values())
 
 
 def test_bf16_autocast_on_cpu_trains(tmp_path: Path) -> None:

@@ -285,10 +285,12 @@ class _Fit:
         if self.train.max_grad_norm is not None:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), self.train.max_grad_norm)
+        scale = self.scaler.get_scale()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
-        self.scheduler.step()
+        if self.scaler.get_scale() >= scale:  # a lower scale: fp16 overflow, the update was skipped
+            self.scheduler.step()
         return loss, int(sum(sizes))
 
     def _training_step(self, batch: dict[str, Any]) -> StepOutput:
