@@ -181,3 +181,18 @@ def test_fsdp_units_are_the_repeated_blocks(tiny_bert: Path) -> None:
     assert [type(b).__name__ for b in repeated_blocks(text)] == ["BertLayer", "BertLayer"]
     resnet = timm.create_model("resnet18", pretrained=False)  # 4 stages of 2 blocks each
     assert [type(b).__name__ for b in repeated_blocks(resnet)] == ["BasicBlock"] * 8
+
+
+def test_fsdp_trains_an_image_model_with_batch_norm(tmp_path: Path) -> None:
+    # BatchNorm buffers are not sharded; the artifact must still be a complete, loadable model.
+    from test_conformance import image_classification
+
+    import omnitune
+
+    run = image_classification(tmp_path)
+    run["train"] |= {"distributed": "fsdp", "epochs": 1}
+    trained = launch(run, processes=2)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    predictor = omnitune.Predictor.load(tmp_path / "run" / "artifact", device="cpu")
+    images = sorted((tmp_path / "images").rglob("*.png"))[:2]
+    assert len(predictor.predict([str(path) for path in images])) == 2
