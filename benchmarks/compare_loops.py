@@ -2,7 +2,9 @@
 
     python benchmarks/compare_loops.py [--steps 60] [--warmup 10] [--repeats 3] [--workloads text image]
 
-Same model, data, batch size, optimizer (AdamW, linear schedule) and precision for all three;
+Same model, data, batch size, optimizer and precision for all three: AdamW (PyTorch's default,
+unfused implementation) with weight decay on weight matrices and embeddings only, not on biases
+and norms (omnitune's and HF Trainer's split), a linear schedule and gradient clipping;
 each runs in its own process so peak memory is its own, and the loops take turns (--repeats
 rounds) so that drift in the machine's load hits all of them; the median run of each is kept.
 The data are pre-built tensors, so what differs is the loop alone. Prints a table, then a JSON
@@ -68,9 +70,16 @@ def collate(examples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     return {key: torch.stack([e[key] for e in examples]) for key in examples[0]}
 
 
+def decay_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW parameter groups as omnitune and HF Trainer build them: no decay on biases and norms."""
+    parameters = list(model.parameters())
+    return [{"params": [p for p in parameters if p.ndim >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in parameters if p.ndim < 2], "weight_decay": 0.0}]
+
+
 def run_hand_written(model: nn.Module, data: list, batch: int, steps: int, device: torch.device,
                      dtype: torch.dtype | None) -> list[float]:
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
+    optimizer = torch.optim.AdamW(decay_groups(model, 0.01), lr=1e-4)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1 - s / steps)
     loader = torch.utils.data.DataLoader(data, batch_size=batch, shuffle=True, collate_fn=collate,
                                          drop_last=True)
@@ -164,7 +173,8 @@ def run_hf_trainer(model: nn.Module, data: list, batch: int, steps: int, device:
             weight_decay=0.01, lr_scheduler_type="linear", warmup_steps=0, max_grad_norm=1.0,
             logging_steps=10**6, save_strategy="no", report_to=[], disable_tqdm=True,
             dataloader_num_workers=0, use_cpu=device.type == "cpu", bf16=precision == "bf16",
-            fp16=precision == "fp16", dataloader_drop_last=True, seed=0)
+            fp16=precision == "fp16", dataloader_drop_last=True, seed=0,
+            optim="adamw_torch")  # the others' AdamW; recent transformers default to the fused one
         Trainer(model=Wrapped(), args=arguments, train_dataset=data, data_collator=collate,
                 callbacks=[Clock()]).train()
     return stamps
