@@ -155,14 +155,16 @@ def test_sigterm_stops_every_rank_with_a_checkpoint_and_resume_matches(config, t
         torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=0, msg=name)
 
 
-@pytest.mark.parametrize("strategy", ["lora", "freeze-then-unfreeze"])
-def test_fsdp_strategies_match_one_process(config, strategy: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("settings", [{"strategy": "lora"}, {"strategy": "freeze-then-unfreeze"},
+                                      {"gradient_checkpointing": True}],
+                         ids=["lora", "unfreeze", "checkpointing"])
+def test_fsdp_strategies_match_one_process(config, settings: dict, tmp_path: Path) -> None:
     # LoRA shards frozen base weights beside trainable adapters; freeze-then-unfreeze switches
-    # requires_grad on parameters FSDP has already sharded.
+    # requires_grad on parameters FSDP has already sharded; checkpointing re-runs sharded blocks.
     runs = {}
     for name, processes, batch_size, distributed in (("one", 1, 16, "ddp"), ("fsdp", 2, 8, "fsdp")):
         run = config(tmp_path / name, batch_size=batch_size, distributed=distributed)
-        run["train"] |= {"strategy": strategy, "eval_every": None, "checkpoint_every": None}
+        run["train"] |= {**settings, "eval_every": None, "checkpoint_every": None}
         runs[name] = launch(run, processes=processes)
         assert runs[name].returncode == 0, runs[name].stderr[-2000:]
     assert_same_run(tmp_path / "fsdp", tmp_path / "one")
