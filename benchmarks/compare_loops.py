@@ -7,9 +7,10 @@ unfused implementation) with weight decay on weight matrices and embeddings only
 and norms (omnitune's and HF Trainer's split), a linear schedule and gradient clipping;
 each runs in its own process so peak memory is its own, and the loops take turns (--repeats
 rounds) so that drift in the machine's load hits all of them; the median run of each is kept.
-The data are pre-built tensors, so what differs is the loop alone. Prints a table, then a JSON
-object as the last line with samples/s, time per step and peak memory of each, and the ratios
-omnitune/hand-written and omnitune/HF.
+Workers run with fixed glibc malloc thresholds (see STEADY_MALLOC). The data are pre-built
+tensors, so what differs is the loop alone. Prints a table, then a JSON object as the last line
+with samples/s, time per step and peak memory of each, and the ratios omnitune/hand-written and
+omnitune/HF.
 Needs the bench extra (pip install -e '.[bench]') for HF Trainer; the image workload needs timm.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -29,6 +31,10 @@ import torch
 from torch import nn
 
 LOOPS = ("hand-written", "omnitune", "hf-trainer")
+# Fixed glibc malloc thresholds for every worker: with glibc's dynamic ones, whether a process
+# returns freed activation memory to the OS and faults it back in every step (0 to ~13,000 page
+# faults per step, 10% of the step time) changes from run to run of the same loop.
+STEADY_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(64 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(128 * 2**20)}
 
 
 class Classifier(nn.Module):
@@ -196,7 +202,16 @@ def worker(loop: str, workload: str, steps: int, warmup: int, batch: int) -> dic
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return {"samples_per_s": batch / step_s, "step_ms": step_s * 1000, "mean_step_ms":
             statistics.fmean(durations) * 1000, "peak_memory_mb": peak, "device": str(device),
-            "precision": precision, "batch_size": batch, "timed_steps": len(durations)}
+            "precision": precision, "batch_size": batch, "timed_steps": len(durations),
+            "threads": torch.get_num_threads()}
+
+
+def worker_environment(threads: int | None) -> dict[str, str]:
+    """The environment of every worker: steady malloc, and ``threads`` CPU threads if given."""
+    environment = {**os.environ, **STEADY_MALLOC}
+    if threads is not None:
+        environment["OMP_NUM_THREADS"] = str(threads)
+    return environment
 
 
 def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -212,6 +227,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--workloads", nargs="+", default=["text", "image"])
     parser.add_argument("--repeats", type=int, default=3, help="runs of each loop; the median is kept")
+    parser.add_argument("--threads", type=int, help="CPU threads per worker (OMP_NUM_THREADS); "
+                        "1 leaves a core for the rest of the machine, steadying the timings")
     parser.add_argument("--worker", nargs=2, metavar=("LOOP", "WORKLOAD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -224,7 +241,8 @@ def main() -> None:
             for loop in LOOPS:
                 command = [sys.executable, __file__, "--worker", loop, workload, "--steps", str(args.steps),
                            "--warmup", str(args.warmup), "--batch-size", str(args.batch_size)]
-                done = subprocess.run(command, capture_output=True, text=True, check=True)
+                done = subprocess.run(command, capture_output=True, text=True, check=True,
+                                      env=worker_environment(args.threads))
                 runs[loop].append(json.loads(done.stdout.strip().splitlines()[-1]))
         row: dict[str, Any] = {loop: _median_run(found) for loop, found in runs.items()}
         row["omnitune/hand-written"] = row["omnitune"]["samples_per_s"] / row["hand-written"]["samples_per_s"]
