@@ -151,8 +151,8 @@ class _Fit:
             apply_lora(self.model, train.lora)
         if train.gradient_checkpointing:
             _enable_gradient_checkpointing(self.backbone)
+        runtime.prepare(self.model)  # FSDP: shard first, so a process moves only its shard to the GPU
         self.model.to(runtime.device)
-        runtime.prepare(self.model)
         self.optimizer = build_optimizer(self.model, train)
         self.batches_per_epoch = math.ceil(
             len(runtime.shard(list(range(len(splits.train))), even=True)) / train.batch_size)
