@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 from torch import nn
 
@@ -45,9 +46,14 @@ def launch(
     config: dict, processes: int, stop_at: int = 0, resume: bool = False
 ) -> subprocess.CompletedProcess:
     """``torchrun --standalone --nproc_per_node=N`` on the runner script."""
+    return torchrun(processes, ["--no-python", sys.executable, "-c", RUNNER, json.dumps(config), str(stop_at),
+                                "resume" if resume else "fresh"])
+
+
+def torchrun(processes: int, arguments: list[str]) -> subprocess.CompletedProcess:
+    """``torchrun --standalone --nproc_per_node=N arguments...``; on a timeout every worker is killed."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-               "--no-python", sys.executable, "-c", RUNNER,
-               json.dumps(config), str(stop_at), "resume" if resume else "fresh"]
+               *arguments]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True) as process:
         try:
@@ -168,6 +174,19 @@ def test_fsdp_strategies_match_one_process(config, settings: dict, tmp_path: Pat
         runs[name] = launch(run, processes=processes)
         assert runs[name].returncode == 0, runs[name].stderr[-2000:]
     assert_same_run(tmp_path / "fsdp", tmp_path / "one")
+
+
+def test_the_documented_cli_command_reports_once(config, tmp_path: Path) -> None:
+    run = config(tmp_path / "cli", batch_size=8)
+    run["train"]["epochs"] = 1
+    run_file = tmp_path / "run.yaml"
+    run_file.write_text(yaml.safe_dump(run))
+    done = torchrun(2, ["-m", "omnitune.cli", "train", str(run_file), "--set", "train.distributed=fsdp",
+                        "--json"])
+    assert done.returncode == 0, done.stderr[-2000:]
+    summaries = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert len(summaries) == 1  # rank 0 alone prints the result
+    assert Path(summaries[0]["artifact"], "model.safetensors").is_file()
 
 
 def test_fsdp_units_are_the_repeated_blocks(tiny_bert: Path) -> None:
