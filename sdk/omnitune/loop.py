@@ -209,8 +209,9 @@ class _Fit:
             self._evaluate_and_checkpoint()
         elif self.train.checkpoint_every and self.state.step % self.train.checkpoint_every == 0:
             self._save_checkpoint()
-        self.state.should_stop = self.runtime.any(self.state.should_stop)
-        if self.runtime.any(self.stop_signal is not None):
+        self.state.should_stop, signalled = self.runtime.any(self.state.should_stop,
+                                                             self.stop_signal is not None)
+        if signalled:
             name = signal.Signals(self.stop_signal).name if self.stop_signal else "a signal"
             path = self._save_checkpoint()
             raise TrainingInterrupted(

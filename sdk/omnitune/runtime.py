@@ -131,9 +131,14 @@ class Runtime:
         dist.all_reduce(total)
         return total.item()
 
-    def any(self, flag: bool) -> bool:
-        """True on every process if it is true on any."""
-        return self.sum(float(flag)) > 0
+    def any(self, *flags: bool) -> tuple[bool, ...]:
+        """For each flag: true on every process if it is true on any (one collective for all)."""
+        if not self.distributed:
+            return flags
+        counts = torch.tensor([float(flag) for flag in flags], dtype=torch.float64,
+                              device=self._collective_device)
+        dist.all_reduce(counts)
+        return tuple(count > 0 for count in counts.tolist())
 
     def gather(self, value: Any) -> list[Any]:
         """Every process's ``value`` (picklable), in rank order."""
