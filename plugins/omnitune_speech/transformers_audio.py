@@ -21,14 +21,14 @@ class TransformersAudio(SpeechBackbone):
         self.config = config
         self.sample_rate = config.sample_rate
         self.num_features: int = encoder.config.hidden_size
+        feature_encoder = getattr(encoder, "feature_extractor", None)
+        if config.freeze_feature_encoder and feature_encoder is not None:
+            feature_encoder.requires_grad_(False)  # the loop's freezing strategies leave it so
 
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.config.normalize_waveform:
             waveforms = normalize_waveforms(waveforms, lengths)
         mask = (torch.arange(waveforms.shape[1], device=waveforms.device) < lengths.unsqueeze(1)).long()
-        feature_encoder = getattr(self.encoder, "feature_extractor", None)
-        if self.config.freeze_feature_encoder and feature_encoder is not None:
-            feature_encoder.requires_grad_(False)  # again each step: the loop unfreezes the backbone
         out = self.encoder(input_values=waveforms, attention_mask=mask,
                            output_hidden_states=self.config.layer is not None)
         states = out.last_hidden_state if self.config.layer is None else out.hidden_states[self.config.layer]

@@ -52,7 +52,6 @@ class CheckpointError(OmnituneError):
     exit_code = 6
 
 
-
 class TrainingError(OmnituneError):
     """Training cannot go on (a non-finite loss, say); the last good checkpoint is kept."""
 

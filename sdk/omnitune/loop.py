@@ -153,9 +153,12 @@ class _Fit:
             _enable_gradient_checkpointing(self.backbone)
         runtime.prepare(self.model)  # FSDP: shard first, so a process moves only its shard to the GPU
         self.model.to(runtime.device)
+        # what the backbone keeps fixed itself (a wav2vec2 feature encoder, say) stays fixed
+        backbone_parameters = self.backbone.parameters() if self.backbone is not None else ()
+        self.fixed = {id(p) for p in backbone_parameters if not p.requires_grad}
         self.optimizer = build_optimizer(self.model, train)
-        self.batches_per_epoch = math.ceil(
-            len(runtime.shard(list(range(len(splits.train))), even=True)) / train.batch_size)
+        # each process takes len // world_size examples an epoch (Runtime.shard with even=True)
+        self.batches_per_epoch = math.ceil(len(splits.train) // runtime.world_size / train.batch_size)
         total = train.max_steps or train.epochs * math.ceil(self.batches_per_epoch / train.grad_accum)
         self.scheduler = build_scheduler(self.optimizer, train, total)
         self.scaler = runtime.grad_scaler()
@@ -413,7 +416,8 @@ class _Fit:
             return
         self.frozen = frozen
         if self.backbone is not None and self.train.strategy != "lora":
-            self.backbone.requires_grad_(not frozen)
+            for parameter in self.backbone.parameters():
+                parameter.requires_grad_(not frozen and id(parameter) not in self.fixed)
         self.train_model = self.runtime.wrap(self.model)
         if self.train.compile is not None:
             try:
