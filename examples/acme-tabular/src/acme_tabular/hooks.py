@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field
 
 import omnitune
+from omnitune.options import Options, SplitFractions
 from omnitune.registry import RegisterCallback
 
 OMNITUNE_API_VERSION = 1
 
 
-class _Options(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TabularClassificationConfig(_Options):
+class TabularClassificationConfig(Options):
     standardize: bool = Field(True, description="Scale features by the training split's mean and std.")
 
 
-class TabularMLPConfig(_Options):
+class TabularMLPConfig(Options):
     width: int = Field(64, ge=1, description="Width of every hidden layer.")
     depth: int = Field(2, ge=1, le=16, description="Number of hidden layers.")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout after each hidden layer.")
 
 
-class CSVTableConfig(_Options):
+class CSVTableConfig(SplitFractions):
     train: str = Field(min_length=1, description="CSV file: numeric feature columns and a label column.")
     label_column: str = Field("label", description="Column holding the class label.")
     feature_columns: list[str] | None = Field(
@@ -33,12 +30,6 @@ class CSVTableConfig(_Options):
     validation_fraction: float = Field(0.15, ge=0, lt=1, description="Rows held out for validation.")
     test_fraction: float = Field(0.15, ge=0, lt=1, description="Rows held out for testing.")
     seed: int = Field(0, ge=0, description="Seed of the split.")
-
-    @model_validator(mode="after")
-    def _fractions_leave_training(self) -> CSVTableConfig:
-        if self.validation_fraction + self.test_fraction >= 1:
-            raise ValueError("validation_fraction + test_fraction must be below 1")
-        return self
 
 
 @omnitune.hookimpl
