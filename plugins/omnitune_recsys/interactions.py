@@ -70,31 +70,31 @@ def read_interactions(path: Path, columns: Columns, delimiter: str = "auto") -> 
 def read_item_texts(path: Path, item_column: str, text_columns: Sequence[str],
                     delimiter: str = "auto") -> dict[str, str]:
     """One text per item id, the ``text_columns`` joined (``"Toy Story. 1995. Animation Comedy"``)."""
-    texts: dict[str, str] = {}
-    for line, row in read_rows(path, [item_column, *text_columns], delimiter):
-        item = row[item_column].strip()
-        if not item:
-            raise DataError(f"{path}, row {line}: field {item_column!r} is empty; expected an id")
-        if item in texts:
-            raise DataError(f"{path}, row {line}: item {item!r} appears twice")
-        texts[item] = ". ".join(row[c].strip() for c in text_columns if row[c].strip())
-    return texts
+    rows = _rows_by_id(path, item_column, text_columns, "item", delimiter)
+    return {item: ". ".join(value for value in row.values() if value) for item, row in rows.items()}
 
 
 def read_user_features(path: Path, user_column: str, feature_columns: Sequence[str],
                        delimiter: str = "auto") -> dict[str, dict[str, str]]:
     """The categorical ``feature_columns`` of each user id (``{"u1": {"gender": "F"}}``)."""
-    features: dict[str, dict[str, str]] = {}
-    for line, row in read_rows(path, [user_column, *feature_columns], delimiter):
-        user = row[user_column].strip()
-        if not user:
-            raise DataError(f"{path}, row {line}: field {user_column!r} is empty; expected an id")
-        if user in features:
-            raise DataError(f"{path}, row {line}: user {user!r} appears twice")
-        features[user] = {column: row[column].strip() for column in feature_columns}
+    features = _rows_by_id(path, user_column, feature_columns, "user", delimiter)
     if not features:
         raise DataError(f"{path}: no users; expected one row per user with {list(feature_columns)}")
     return features
+
+
+def _rows_by_id(path: Path, id_column: str, columns: Sequence[str], kind: str,
+                delimiter: str) -> dict[str, dict[str, str]]:
+    """The stripped ``columns`` of each row, keyed by its ``id_column``; ids must be present and unique."""
+    rows: dict[str, dict[str, str]] = {}
+    for line, row in read_rows(path, [id_column, *columns], delimiter):
+        key = row[id_column].strip()
+        if not key:
+            raise DataError(f"{path}, row {line}: field {id_column!r} is empty; expected an id")
+        if key in rows:
+            raise DataError(f"{path}, row {line}: {kind} {key!r} appears twice")
+        rows[key] = {column: row[column].strip() for column in columns}
+    return rows
 
 
 def implicit(interactions: Sequence[Interaction], threshold: float | None) -> list[Interaction]:
