@@ -30,7 +30,12 @@ class SeenPairs:
 
     def contains(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Whether each (user, item) pair, broadcast together, was seen in training."""
-        return torch.isin(users * self.num_items + items, self.keys)
+        queries = users * self.num_items + items
+        if not len(self.keys):
+            return torch.zeros_like(queries, dtype=torch.bool)
+        # keys are sorted once here; torch.isin would sort them again on every call
+        positions = torch.searchsorted(self.keys, queries).clamp_(max=len(self.keys) - 1)
+        return self.keys[positions] == queries
 
 
 class NegativeSampler:

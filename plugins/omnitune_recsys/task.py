@@ -108,9 +108,7 @@ class Recommendation(Task):
 
     def encode_inputs(self, inputs: list[Any]) -> dict[str, Any]:
         """Each input is a user id, or ``{"user": id, "features": {column: value}}``."""
-        queries = [_query(value) for value in inputs]
-        return {"users": torch.tensor([self.user_index.get(user, -1) for user, _ in queries]),
-                "queries": queries}
+        return {"queries": [_query(value) for value in inputs]}
 
     def predict_step(self, model: nn.Module, batch: dict[str, Any]) -> list[dict[str, Any]]:
         return [self.recommend(user, features=features) for user, features in batch["queries"]]
