@@ -63,7 +63,7 @@ class SpecAugment(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return features
-        fill = features.mean().item()
+        fill = features.mean().detach()  # a tensor: no GPU-to-CPU sync each step
         masked = features.unsqueeze(1)
         for _ in range(self.options.freq_masks):
             masked = self.freq(masked, fill)
