@@ -1,0 +1,66 @@
+"""requirements.lock agrees with pyproject.toml: every dependency of every extra is locked, at a
+version its range admits, and the torch family sits at the pins of constraints.txt."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCKED_EXTRAS = ("all", "test", "bench")
+
+
+def lock_entries() -> dict[str, list[str]]:
+    """``{name: [version, ...]}``: a universal lock may hold one version per Python range."""
+    entries: dict[str, list[str]] = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if line[:1].isalnum():
+            name, _, version = line.split(";")[0].rstrip(" \\").partition("==")
+            entries.setdefault(canonicalize_name(name), []).append(version.strip())
+    return entries
+
+
+def project_requirements() -> list[Requirement]:
+    """The core dependencies and those of the locked extras, following self-references."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    found = [Requirement(text) for text in project["dependencies"]]
+    pending, seen = list(LOCKED_EXTRAS), set()
+    while pending:
+        extra = pending.pop()
+        if extra in seen:
+            continue
+        seen.add(extra)
+        for requirement in map(Requirement, extras[extra]):
+            if canonicalize_name(requirement.name) == "omnitune":
+                pending.extend(requirement.extras)
+            else:
+                found.append(requirement)
+    return found
+
+
+@pytest.mark.parametrize("requirement", project_requirements(), ids=str)
+def test_every_dependency_is_locked_within_its_range(requirement: Requirement) -> None:
+    versions = lock_entries().get(canonicalize_name(requirement.name))
+    assert versions, f"{requirement.name} is in pyproject.toml, not in requirements.lock: run scripts/lock.sh"
+    outside = [v for v in versions if not requirement.specifier.contains(v, prereleases=True)]
+    assert not outside, f"requirements.lock has {requirement.name}=={outside[0]}, outside {requirement}"
+
+
+def test_constraints_pin_the_lock() -> None:
+    locked = lock_entries()
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert locked[canonicalize_name(name)] == [version.strip()], line
+
+
+def test_every_locked_package_has_hashes() -> None:
+    blocks = (ROOT / "requirements.lock").read_text().split("\n")
+    for index, line in enumerate(blocks):
+        if line[:1].isalnum():
+            assert blocks[index + 1].strip().startswith("--hash=sha256:"), f"{line.split()[0]} has no hash"
