@@ -11,7 +11,7 @@ Workers run with fixed glibc malloc thresholds (see STEADY_MALLOC). The data are
 tensors, so what differs is the loop alone. Prints a table, then a JSON object as the last line
 with samples/s, time per step and peak memory of each, and the ratios omnitune/hand-written and
 omnitune/HF.
-Needs the bench extra (pip install -e '.[bench]') for HF Trainer; the image workload needs timm.
+Needs the bench extra (installed by scripts/bootstrap.sh) for HF Trainer; the image workload needs timm.
 """
 
 from __future__ import annotations
