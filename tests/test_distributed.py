@@ -192,7 +192,7 @@ def test_the_documented_cli_command_reports_once(config, tmp_path: Path) -> None
 def test_fsdp_units_are_the_repeated_blocks(tiny_bert: Path) -> None:
     import timm
 
-    from omnitune.runtime import repeated_blocks
+    from omnitune.strategies import repeated_blocks
     from omnitune_text.backbone import transformers_backbone
     from omnitune_text.plugin import TransformersBackboneConfig
 
