@@ -105,6 +105,7 @@ def evaluate(
     shard = runtime.shard(list(examples), even=False)
     loader = DataLoader(shard, batch_size=batch_size, shuffle=False, collate_fn=task.collate,
                         num_workers=num_workers, generator=data_generator(0), pin_memory=runtime.pin_memory)
+    lockstep = runtime.lockstep(len(loader))  # agreed before any batch: FSDP forwards are collectives
     loss_sum, count, collected = 0.0, 0, []
     for batch in loader:
         items = task.num_items(batch)
@@ -114,7 +115,7 @@ def evaluate(
         count += items
         collected.append({k: v.detach().float().cpu() if v.is_floating_point() else v.detach().cpu()
                           for k, v in out.outputs.items()})
-    for _ in range(runtime.lockstep(len(loader)) - len(loader)):  # results discarded
+    for _ in range(lockstep - len(loader)):  # results discarded
         with runtime.autocast():
             task.evaluation_step(model, runtime.to_device(task.collate([examples[0]])))
     model.train(was_training)
