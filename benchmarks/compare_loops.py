@@ -115,7 +115,6 @@ def run_omnitune(model: nn.Module, data: list, batch: int, steps: int, device: t
     from omnitune.config import TrainConfig
     from omnitune.data import Splits
     from omnitune.loop import fit
-    from omnitune.plugins import emitter
     from omnitune.runtime import Runtime
     from omnitune.task import StepOutput, Task
 
@@ -146,9 +145,8 @@ def run_omnitune(model: nn.Module, data: list, batch: int, steps: int, device: t
     config = TrainConfig(max_steps=steps, batch_size=batch, lr=1e-4, warmup_ratio=0.0,
                          weight_decay=0.01, precision=precision, progress=False, log_every=10**6)
     with tempfile.TemporaryDirectory() as scratch:
-        clock = emitter(omnitune.load_plugins([Clock()], autoload=False))
         fit(Benchmark(), Splits(train=data), config, Path(scratch), {}, runtime=Runtime(device, precision),
-            emit=clock)
+            callbacks=[Clock()])
     return stamps
 
 

@@ -168,7 +168,7 @@ def _train(args: argparse.Namespace) -> int:
         print(json.dumps(shown, indent=2))
         return 0
     result = finetune(run, resume=args.resume, plugins=plugins)
-    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 alone reports
+    if not result.is_main:  # under torchrun, rank 0 alone reports
         return 0
     summary = {"metrics": result.metrics, "artifact": str(result.artifact),
                "output_dir": str(result.output_dir)}
