@@ -104,13 +104,15 @@ def evaluate(
     split: str = "test",
     overrides: tuple[str, ...] | list[str] = (),
     plugins: Plugins | None = None,
+    trust_remote_code: bool = False,
 ) -> dict[str, float]:
-    """Evaluate a saved artifact on a split of its dataset (or another, via ``dataset.*`` overrides)."""
+    """Evaluate a saved artifact on a split of its dataset (or another, via ``dataset.*`` overrides);
+    ``trust_remote_code`` as for ``Predictor.load``."""
     from omnitune.build import build_dataset, build_metrics
     from omnitune.loop import evaluate as evaluate_examples
     from omnitune.predict import Predictor
 
-    predictor = Predictor.load(artifact, plugins=plugins)
+    predictor = Predictor.load(artifact, plugins=plugins, trust_remote_code=trust_remote_code)
     run = load_config(predictor.config.model_dump(), overrides)
     options = validate_components(run, predictor.plugins.registry)
     splits = build_dataset(run, options, predictor.plugins.registry)
