@@ -12,6 +12,7 @@ from typing import Any
 
 from omnitune.config import COMPONENTS, RunConfig, load_config, validate_components
 from omnitune.errors import ConfigError
+from omnitune.lock import lock_output_dir, releases_output_locks
 from omnitune.plugins import Plugins, emitter, load_plugins
 from omnitune.registry import Kind
 
@@ -58,6 +59,7 @@ def compose_config(
     return load_config(data, overrides)
 
 
+@releases_output_locks
 def finetune(
     config: str | Path | dict[str, Any] | RunConfig | None = None,
     *,
@@ -126,7 +128,13 @@ def evaluate(
 
 
 def prepare_output_dir(output_dir: Path, *, resume: bool, overwrite: bool) -> None:
-    """Refuse to mix two runs in one folder, and check the folder is writable, before training."""
+    """Lock the folder against another run, refuse to mix two runs in it, and check it is
+    writable, before training."""
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        lock_output_dir(output_dir)
+    except OSError as error:
+        raise ConfigError(f"output_dir {output_dir} is not writable: {error}") from error
     started = (output_dir / "checkpoints").exists()
     if started and not resume and not overwrite:
         raise ConfigError(
@@ -138,7 +146,6 @@ def prepare_output_dir(output_dir: Path, *, resume: bool, overwrite: bool) -> No
             path = output_dir / name
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     try:
-        output_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=output_dir):
             pass
     except OSError as error:

@@ -58,6 +58,12 @@ class TrainingError(OmnituneError):
     exit_code = 7
 
 
+class OutputLockedError(OmnituneError):
+    """Another live run holds the output folder's lock; the message names its pid and host."""
+
+    exit_code = 8
+
+
 class TrainingInterrupted(OmnituneError):
     """SIGINT or SIGTERM stopped training after saving a resumable checkpoint."""
 
