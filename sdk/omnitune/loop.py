@@ -228,9 +228,9 @@ class _Fit:
                 if removed := ckpt.remove_staging(directory):
                     log.info("removed %d half-written folder(s) under %s", removed, directory)
         self.runtime.barrier()
-        latest = ckpt.latest_checkpoint(self.checkpoints)
-        if resume and latest is not None:
-            weights, training_state = ckpt.load_checkpoint(latest)
+        found = ckpt.load_latest_checkpoint(self.checkpoints) if resume else None
+        if found is not None:
+            latest, weights, training_state = found
             self._check_layout(latest, training_state)
             self.runtime.load_full_weights(self.model, weights, latest)
             self.runtime.load_optimizer_state(self.model, self.optimizer, training_state["optimizer"])
@@ -455,8 +455,7 @@ class _Fit:
     def _truncate_metrics_log(self, step: int) -> None:
         if not self.metrics_log.is_file():
             return
-        kept = [line for line in self.metrics_log.read_text(encoding="utf-8").splitlines()
-                if line and json.loads(line).get("step", 0) <= step]
+        kept = ckpt.log_lines_up_to(self.metrics_log, step)
         ckpt.atomic_write_text(self.metrics_log, "".join(line + "\n" for line in kept))
 
 
