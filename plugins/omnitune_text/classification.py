@@ -33,6 +33,7 @@ class TextClassification(Task):
     metrics = ("accuracy", "macro_f1")
     monitor = "accuracy"
     monitor_mode = "max"
+    input_kind = "text"  # Predictor.predict takes strings only
 
     def __init__(self, config: TextClassificationConfig, *, backbone: TextBackbone,
                  head: Callable[[int, int], nn.Module], data_info: dict[str, Any]) -> None:

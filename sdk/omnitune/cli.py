@@ -81,7 +81,8 @@ def _parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser("predict", help="predict with an artifact on raw inputs")
     predict.add_argument("artifact", help="artifact folder written by train")
-    predict.add_argument("inputs", nargs="+", help="raw inputs: texts, file paths or ids")
+    predict.add_argument("inputs", nargs="+", help="raw inputs: texts, file paths or ids; '-' reads "
+                                                   "one input per line from standard input")
     predict.add_argument("--device", default="auto", help="auto, cpu, mps, cuda or cuda:N")
     _add_trust_remote_code(predict)
     predict.add_argument("--json", action="store_true", help="print one JSON object per input")
@@ -175,11 +176,15 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from omnitune.inputs import check_device, check_inputs, read_stdin_inputs
     from omnitune.predict import Predictor
 
+    check_device(args.device, "--device")
+    inputs = read_stdin_inputs() if args.inputs == ["-"] else args.inputs
+    check_inputs(inputs, text=False)  # before the model loads; the text checks follow in predict()
     predictions = Predictor.load(args.artifact, device=args.device,
-                                 trust_remote_code=args.trust_remote_code).predict(args.inputs)
-    for raw, prediction in zip(args.inputs, predictions, strict=True):
+                                 trust_remote_code=args.trust_remote_code).predict(inputs)
+    for raw, prediction in zip(inputs, predictions, strict=True):
         if args.json:
             print(json.dumps({"input": raw, **prediction}))
         else:

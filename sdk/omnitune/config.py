@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from omnitune.errors import ConfigError, shorten
+from omnitune.inputs import DEVICE_PATTERN
 from omnitune.registry import Kind, Registry, format_validation_error
 
 DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "main.yaml"
@@ -90,7 +91,7 @@ class TrainConfig(BaseModel):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="auto: bf16 on GPUs that support it, else fp32."
     )
-    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="auto: cuda, mps, cpu.")
+    device: str = Field("auto", pattern=DEVICE_PATTERN, description="auto: cuda, mps, cpu.")
     distributed: Literal["ddp", "fsdp"] = Field(
         "ddp", description="Under torchrun: replicate the model on every process (ddp), or shard "
         "parameters, gradients and optimizer state across processes (fsdp)."

@@ -13,6 +13,7 @@ from omnitune.build import build_task
 from omnitune.checkpoint import WEIGHTS, load_weights
 from omnitune.config import COMPONENTS, RunConfig, load_config, validate_components
 from omnitune.errors import CheckpointError
+from omnitune.inputs import check_device, check_inputs
 from omnitune.lora import apply_lora
 from omnitune.lora import merge_lora as merge_lora_into
 from omnitune.plugins import Plugins, load_plugins
@@ -33,6 +34,7 @@ class Predictor:
         """Load an artifact folder written by ``finetune``; no pretrained weights are fetched.
         For a LoRA run, ``merge_lora`` folds the adapters into the base weights. An artifact
         that asks to run code from its own files is refused unless ``trust_remote_code``."""
+        check_device(device)
         folder = Path(folder)
         if not (folder / WEIGHTS).is_file():
             raise CheckpointError(f"{folder} is not an omnitune artifact: {WEIGHTS} is missing")
@@ -52,8 +54,11 @@ class Predictor:
 
     @torch.no_grad()
     def predict(self, inputs: Any | Sequence[Any], batch_size: int = 32) -> list[dict[str, Any]]:
-        """One prediction dict per input (label and probabilities for classification)."""
+        """One prediction dict per input (label and probabilities for classification). Inputs no
+        model can use are refused (``check_inputs``); a task whose ``input_kind`` is ``"text"``
+        takes strings only."""
         items = list(inputs) if isinstance(inputs, list | tuple) else [inputs]
+        check_inputs(items, text=getattr(self.task, "input_kind", None) == "text")
         results: list[dict[str, Any]] = []
         for start in range(0, len(items), batch_size):
             batch = self.task.encode_inputs(items[start:start + batch_size])
