@@ -150,7 +150,10 @@ def read_yaml(path: Path) -> dict[str, Any]:
 def parse_yaml(text: str, where: str) -> Any:
     """Safe YAML with two refusals: aliases that expand beyond ``MAX_YAML_NODES`` nodes (a
     "billion laughs" bomb) and a key given twice in one mapping (YAML would keep the last)."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # checks the characters at once
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{where} is not valid YAML: {error}") from error
     try:
         node = loader.get_single_node()
         if node is None:
