@@ -1,6 +1,6 @@
 """The ``omnitune`` command line. Exit codes: 0 ok, 1 unexpected error, 2 config error,
 3 data error, 4 plugin error, 5 asset error, 6 checkpoint error, 7 non-finite loss,
-130 interrupted (a checkpoint was saved; continue with --resume)."""
+8 output_dir in use by another run, 130 interrupted (a checkpoint was saved; continue with --resume)."""
 
 from __future__ import annotations
 
