@@ -13,6 +13,7 @@ from typing import Any
 
 from omnitune.config import COMPONENTS, RunConfig, load_config, validate_components
 from omnitune.errors import ConfigError
+from omnitune.lock import lock_output_dir, releases_output_locks
 from omnitune.plugins import Plugins, load_plugins
 from omnitune.registry import Kind
 
@@ -61,6 +62,7 @@ def compose_config(
     return load_config(data, overrides)
 
 
+@releases_output_locks
 def finetune(
     config: str | Path | dict[str, Any] | RunConfig | None = None,
     *,
@@ -108,13 +110,15 @@ def evaluate(
     split: str = "test",
     overrides: tuple[str, ...] | list[str] = (),
     plugins: Plugins | None = None,
+    trust_remote_code: bool = False,
 ) -> dict[str, float]:
-    """Evaluate a saved artifact on a split of its dataset (or another, via ``dataset.*`` overrides)."""
+    """Evaluate a saved artifact on a split of its dataset (or another, via ``dataset.*`` overrides);
+    ``trust_remote_code`` as for ``Predictor.load``."""
     from omnitune.build import build_dataset, build_metrics
     from omnitune.loop import evaluate as evaluate_examples
     from omnitune.predict import Predictor
 
-    predictor = Predictor.load(artifact, plugins=plugins)
+    predictor = Predictor.load(artifact, plugins=plugins, trust_remote_code=trust_remote_code)
     run = load_config(predictor.config.model_dump(), overrides)
     options = validate_components(run, predictor.plugins.registry)
     splits = build_dataset(run, options, predictor.plugins.registry)
@@ -128,7 +132,13 @@ def evaluate(
 
 
 def prepare_output_dir(output_dir: Path, *, resume: bool, overwrite: bool) -> None:
-    """Refuse to mix two runs in one folder, and check the folder is writable, before training."""
+    """Lock the folder against another run, refuse to mix two runs in it, and check it is
+    writable, before training."""
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        lock_output_dir(output_dir)
+    except OSError as error:
+        raise ConfigError(f"output_dir {output_dir} is not writable: {error}") from error
     started = (output_dir / "checkpoints").exists()
     if started and not resume and not overwrite:
         raise ConfigError(
@@ -140,7 +150,6 @@ def prepare_output_dir(output_dir: Path, *, resume: bool, overwrite: bool) -> No
             path = output_dir / name
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     try:
-        output_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=output_dir):
             pass
     except OSError as error:

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from omnitune.config import ComponentSpec, RunConfig
-from omnitune.data import Splits
+from omnitune.data import Splits, warn_small_splits
 from omnitune.errors import PluginError
 from omnitune.metrics import Metric
 from omnitune.registry import Kind, Registry
@@ -47,6 +47,7 @@ def build_dataset(config: RunConfig, options: dict[Kind, BaseModel], registry: R
                           "expected omnitune.data.Splits")
     if not splits.train:
         raise PluginError(f"dataset {config.dataset.name!r} has an empty training split")
+    warn_small_splits(splits, config.dataset.name)
     return splits
 
 

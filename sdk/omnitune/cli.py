@@ -1,6 +1,6 @@
 """The ``omnitune`` command line. Exit codes: 0 ok, 1 unexpected error, 2 config error,
 3 data error, 4 plugin error, 5 asset error, 6 checkpoint error, 7 non-finite loss,
-130 interrupted (a checkpoint was saved; continue with --resume)."""
+8 output_dir in use by another run, 130 interrupted (a checkpoint was saved; continue with --resume)."""
 
 from __future__ import annotations
 
@@ -81,12 +81,15 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="test", choices=["train", "validation", "test"])
     _add_set(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print JSON")
+    _add_trust_remote_code(evaluate)
     evaluate.set_defaults(handler=_eval)
 
     predict = commands.add_parser("predict", help="predict with an artifact on raw inputs")
     predict.add_argument("artifact", help="artifact folder written by train")
-    predict.add_argument("inputs", nargs="+", help="raw inputs: texts, file paths or ids")
-    predict.add_argument("--device", default="auto")
+    predict.add_argument("inputs", nargs="+", help="raw inputs: texts, file paths or ids; '-' reads "
+                                                   "one input per line from standard input")
+    predict.add_argument("--device", default="auto", help="auto, cpu, mps, cuda or cuda:N")
+    _add_trust_remote_code(predict)
     predict.add_argument("--json", action="store_true", help="print one JSON object per input")
     predict.set_defaults(handler=_predict)
     return parser
@@ -95,6 +98,11 @@ def _parser() -> argparse.ArgumentParser:
 def _add_set(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set train.lr=3e-5 (repeatable)")
+
+
+def _add_trust_remote_code(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="allow the artifact to run Python code shipped in its own files")
 
 
 def _plugins(args: argparse.Namespace) -> int:
@@ -184,16 +192,22 @@ def _train(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from omnitune.api import evaluate
 
-    metrics = evaluate(args.artifact, split=args.split, overrides=args.overrides)
+    metrics = evaluate(args.artifact, split=args.split, overrides=args.overrides,
+                       trust_remote_code=args.trust_remote_code)
     print(json.dumps(metrics) if args.json else "\n".join(f"{k}: {v:.4f}" for k, v in metrics.items()))
     return 0
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from omnitune.inputs import check_device, check_inputs, read_stdin_inputs
     from omnitune.predict import Predictor
 
-    predictions = Predictor.load(args.artifact, device=args.device).predict(args.inputs)
-    for raw, prediction in zip(args.inputs, predictions, strict=True):
+    check_device(args.device, "--device")
+    inputs = read_stdin_inputs() if args.inputs == ["-"] else args.inputs
+    check_inputs(inputs, text=False)  # before the model loads; the text checks follow in predict()
+    predictions = Predictor.load(args.artifact, device=args.device,
+                                 trust_remote_code=args.trust_remote_code).predict(inputs)
+    for raw, prediction in zip(inputs, predictions, strict=True):
         if args.json:
             print(json.dumps({"input": raw, **prediction}))
         else:

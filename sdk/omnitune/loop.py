@@ -281,17 +281,16 @@ class _Fit:
                 if removed := ckpt.remove_staging(directory):
                     log.info("removed %d half-written folder(s) under %s", removed, directory)
         self.runtime.barrier()
-        latest = ckpt.latest_checkpoint(self.checkpoints)
-        if resume and latest is not None:
-            self._restore(latest)
+        found = ckpt.load_latest_checkpoint(self.checkpoints) if resume else None
+        if found is not None:
+            self._restore(*found)
         else:
             if resume:
                 log.warning("--resume: no checkpoint under %s; starting from scratch", self.checkpoints)
             seed_everything(self.train.seed + self.runtime.rank)
         self.output_dir.mkdir(parents=True, exist_ok=True)
 
-    def _restore(self, latest: Path) -> None:
-        weights, training_state = ckpt.load_checkpoint(latest)
+    def _restore(self, latest: Path, weights: ckpt.Weights, training_state: dict[str, Any]) -> None:
         self.runtime.check_layout(latest, training_state)
         self.runtime.load_full_weights(self.model, weights, latest)
         self.runtime.load_optimizer_state(self.model, self.optimizer, training_state["optimizer"])
