@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import os
 import random
 import subprocess
 import sys
 import sysconfig
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,11 +172,28 @@ def example_plugins(example_env: PluginEnv, monkeypatch: pytest.MonkeyPatch) -> 
         del sys.modules[name]
 
 
+HUB_PROBE = "https://huggingface.co/hf-internal-testing/tiny-random-BertModel/resolve/main/config.json"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``gpu`` tests run wherever CUDA is present and are skipped elsewhere."""
-    if torch.cuda.is_available():
-        return
-    skip = pytest.mark.skip(reason="needs CUDA")
+    """``gpu`` tests run wherever CUDA is present, ``network`` tests wherever the Hugging Face hub
+    answers; each is skipped elsewhere."""
+    skips = {"gpu": None if torch.cuda.is_available() else "needs CUDA"}
+    if any("network" in item.keywords for item in items):
+        skips["network"] = None if _hub_reachable() else "the Hugging Face hub is unreachable"
     for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
+        for marker, reason in skips.items():
+            if reason and marker in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def _hub_reachable(timeout: float = 5.0) -> bool:
+    """Whether the hub serves a file now (a model's config), not merely whether DNS answers."""
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return False
+    probe = urllib.request.Request(HUB_PROBE, method="HEAD")
+    try:
+        with urllib.request.urlopen(probe, timeout=timeout) as response:
+            return response.status == 200
+    except OSError:
+        return False
