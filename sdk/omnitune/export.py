@@ -214,8 +214,8 @@ def _dynamic_shapes(spec: ExportSpec) -> tuple[Any, ...]:
     from torch.export import Dim
 
     dims: dict[str, Any] = {}
-    shapes = tuple({axis: dims.setdefault(label, Dim(label)) for axis, label in spec.dynamic_axes.get(name, {}).items()}
-                   for name in spec.inputs)
+    shapes = tuple({axis: dims.setdefault(label, Dim(label))
+                    for axis, label in spec.dynamic_axes.get(name, {}).items()} for name in spec.inputs)
     parameters = inspect.signature(spec.module.forward).parameters.values()
     return (shapes,) if any(p.kind is p.VAR_POSITIONAL for p in parameters) else shapes
 

@@ -69,7 +69,7 @@ def parity_report(folder: Path, predictor: Any, spec: ExportSpec, data: HeldOut,
     expected = predictor.predict(data.raw)
     got = bundle.predict(data.raw)
     data.onnx_predictions = got
-    identical = float(np.mean([decision(a) == decision(b) for a, b in zip(expected, got, strict=True)]))
+    identical = agreement(expected, got)
     report: dict[str, Any] = {
         "inputs": data.source, "max_abs_diff": graph_diff, "identical_predictions": identical,
         "max_abs_diff_predictions": _prediction_diff(expected, got),
@@ -89,8 +89,9 @@ def _parity_failures(report: dict[str, Any], tolerances: Tolerances) -> list[str
         failures.append(f"max |ONNX - PyTorch| of the outputs is {report['max_abs_diff']:.3g}, "
                         f"above the tolerance {tolerances.max_abs_diff:g} (--atol)")
     if report["identical_predictions"] < tolerances.min_identical:
-        failures.append(f"only {report['identical_predictions']:.2%} of the bundle's predictions equal the "
-                        f"PyTorch Predictor's; at least {tolerances.min_identical:.2%} needed (--min-identical)")
+        failures.append(f"only {report['identical_predictions']:.2%} of the bundle's predictions equal "
+                        f"the PyTorch Predictor's; at least {tolerances.min_identical:.2%} needed "
+                        "(--min-identical)")
     return failures
 
 
@@ -100,15 +101,16 @@ def int8_report(folder: Path, data: HeldOut, tolerances: Tolerances, spec: Expor
     fp32 = data.onnx_predictions or Bundle(folder).predict(data.raw)
     report: dict[str, Any] = {
         "inputs": data.source, "method": spec.quantization,
-        "identical_to_fp32": float(np.mean([decision(a) == decision(b) for a, b in zip(fp32, int8, strict=True)])),
+        "identical_to_fp32": agreement(fp32, int8),
         "max_int8_drop": tolerances.max_int8_drop, "failures": [],
     }
     if data.examples is not None and spec.score is not None:
         before, after = spec.score(fp32, data.examples), spec.score(int8, data.examples)
         report[spec.score_name] = {"onnx_fp32": before, "onnx_int8": after, "change": after - before}
         if before - after > tolerances.max_int8_drop:
-            report["failures"].append(f"int8 {spec.score_name} {after:.4f} is {before - after:.4f} below fp32's "
-                                      f"{before:.4f}, more than --max-int8-drop {tolerances.max_int8_drop:g}")
+            report["failures"].append(f"int8 {spec.score_name} {after:.4f} is {before - after:.4f} below "
+                                      f"fp32's {before:.4f}, more than --max-int8-drop "
+                                      f"{tolerances.max_int8_drop:g}")
     return report
 
 
@@ -127,6 +129,12 @@ def _graph_diff(bundle: Bundle, spec: ExportSpec, raw: list[Any], batch_size: in
             diff = np.abs(tensor.double().numpy() - got[name].astype(np.float64))
             worst = max(worst, float(np.nan_to_num(diff, nan=math.inf).max(initial=0.0)))
     return worst
+
+
+def agreement(expected: list[Any], got: list[Any]) -> float:
+    """The share of predictions that decide the same (scores aside)."""
+    same = [decision(a) == decision(b) for a, b in zip(expected, got, strict=True)]
+    return sum(same) / max(len(same), 1)
 
 
 def decision(prediction: Any) -> Any:
