@@ -79,3 +79,16 @@ def test_export_with_given_inputs_when_the_dataset_is_gone(text_artifact: Path, 
     manifest = export(copy, tmp_path / "b2", exporter="torchscript", inputs=["great", "dull", "fun film"])
     assert manifest["parity"]["inputs"] == "3 inputs given"
     assert manifest["parity"]["identical_predictions"] == 1
+
+
+def test_a_third_party_task_exports_through_the_hook(example_plugins: object, tmp_path: Path) -> None:
+    from conftest import tabular_rows, tabular_run, write_csv
+
+    data = write_csv(tmp_path / "table.csv", tabular_rows(300))
+    artifact = omnitune.finetune(tabular_run(data, tmp_path / "run", epochs=3)).artifact
+    manifest = export(artifact, tmp_path / "bundle", quantize="int8", exporter="dynamo")
+    assert manifest["processor"] == "acme_tabular.serving:TabularProcessor"
+    assert manifest["parity"]["failures"] == [] and manifest["parity"]["identical_predictions"] == 1.0
+    rows = [{"income": 90000, "age": 70, "noise": 0.1}, "20000,20,0", [50000, 49, 1]]
+    expected = omnitune.Predictor.load(artifact).predict(rows)
+    assert [p["label"] for p in Bundle(tmp_path / "bundle").predict(rows)] == [p["label"] for p in expected]
