@@ -114,7 +114,7 @@ def test_real_server_batches_and_finishes_in_flight_requests_on_sigterm(
         bundle_of: Callable[[str], Path]) -> None:
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "omnitune.cli", "serve", str(bundle_of("text")),
-                               "--port", str(port), "--max-wait-ms", "1500"],
+                               "--port", str(port), "--max-wait-ms", "8000"],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -124,7 +124,7 @@ def test_real_server_batches_and_finishes_in_flight_requests_on_sigterm(
             httpx.post(f"{url}/predict", json={"inputs": [TEXTS[i % 3]]}, timeout=30))) for i in range(6)]
         for thread in threads:
             thread.start()
-        time.sleep(0.5)  # the requests now wait in the batcher (max wait 1.5 s)
+        time.sleep(3)  # the requests now wait in the batcher (max wait 8 s)
         server.send_signal(signal.SIGTERM)
         for thread in threads:
             thread.join()
