@@ -39,7 +39,7 @@ def test_predict_health_metadata_for_bundle_and_artifact(
     path = bundle_of("text") if source == "bundle" else text_artifact
     expected = omnitune.Predictor.load(text_artifact).predict(TEXTS)
     with client(path) as http:
-        assert http.get("/health").json() == {"status": "ok"}
+        assert http.get("/health").json() == {"status": "ok", "in_flight": 0}
         metadata = http.get("/metadata").json()
         assert metadata["task"] == "text-classification" and metadata["labels"] == ["neg", "pos"]
         assert metadata["format"] == ("onnx" if source == "bundle" else "pytorch")
@@ -114,7 +114,7 @@ def test_real_server_batches_and_finishes_in_flight_requests_on_sigterm(
         bundle_of: Callable[[str], Path]) -> None:
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "omnitune.cli", "serve", str(bundle_of("text")),
-                               "--port", str(port), "--max-wait-ms", "8000"],
+                               "--port", str(port), "--max-wait-ms", "15000"],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -124,15 +124,23 @@ def test_real_server_batches_and_finishes_in_flight_requests_on_sigterm(
             httpx.post(f"{url}/predict", json={"inputs": [TEXTS[i % 3]]}, timeout=30))) for i in range(6)]
         for thread in threads:
             thread.start()
-        time.sleep(3)  # the requests now wait in the batcher (max wait 8 s)
+        _wait_for(lambda: httpx.get(f"{url}/health", timeout=5).json()["in_flight"] == 6)
         server.send_signal(signal.SIGTERM)
         for thread in threads:
             thread.join()
         assert [r.status_code for r in answers] == [200] * 6
-        assert server.wait(timeout=30) == 0
+        assert server.wait(timeout=30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once done
     finally:
         if server.poll() is None:
             server.kill()
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 60) -> None:
+    """Poll until ``condition()`` holds (the six requests wait in the batcher, max wait 15 s)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
 
 
 def _wait_healthy(url: str, server: subprocess.Popen) -> None:

@@ -64,6 +64,7 @@ def create_app(model: ServedModel, settings: ServeSettings) -> FastAPI:
     """The FastAPI app serving ``model``; a plain object that tests drive directly."""
     batcher = Batcher(model.predict, settings.max_batch_size, settings.max_wait_ms / 1000)
     one_at_a_time = asyncio.Lock()
+    in_flight = [0]
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -88,8 +89,8 @@ def create_app(model: ServedModel, settings: ServeSettings) -> FastAPI:
         return JSONResponse({"detail": str(error)}, status_code=422)
 
     @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "in_flight": in_flight[0]}
 
     @app.get("/metadata")
     async def metadata() -> dict[str, Any]:
@@ -100,12 +101,16 @@ def create_app(model: ServedModel, settings: ServeSettings) -> FastAPI:
         if len(body.inputs) > settings.max_inputs:
             return JSONResponse({"detail": f"inputs: {len(body.inputs)} inputs, more than the limit of "
                                  f"{settings.max_inputs} per request"}, status_code=413)
-        with tempfile.TemporaryDirectory(prefix="omnitune-serve-") as scratch:
-            inputs = _materialise(body.inputs, model.file_inputs, Path(scratch))
-            if settings.batching:
-                return {"predictions": await batcher.submit(inputs)}
-            async with one_at_a_time:
-                return {"predictions": await asyncio.to_thread(model.predict, inputs)}
+        in_flight[0] += 1
+        try:
+            with tempfile.TemporaryDirectory(prefix="omnitune-serve-") as scratch:
+                inputs = _materialise(body.inputs, model.file_inputs, Path(scratch))
+                if settings.batching:
+                    return {"predictions": await batcher.submit(inputs)}
+                async with one_at_a_time:
+                    return {"predictions": await asyncio.to_thread(model.predict, inputs)}
+        finally:
+            in_flight[0] -= 1
 
     app.state.batcher = batcher
     return app
