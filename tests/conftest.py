@@ -18,6 +18,8 @@ import torch
 
 import omnitune
 
+pytest_plugins = ["deploy_fixtures"]  # tiny artifacts and bundles of every task, for the deploy tests
+
 POSITIVE = ["great", "wonderful", "superb", "lovely", "brilliant", "delightful", "moving", "fun"]
 NEGATIVE = ["awful", "boring", "dreadful", "dull", "terrible", "clumsy", "tedious", "weak"]
 EXAMPLES = Path(__file__).parent.parent / "examples"

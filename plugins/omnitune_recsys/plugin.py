@@ -168,3 +168,12 @@ def _mean_over_users(key: str) -> Callable[[Any], Callable[[dict[str, Any]], flo
         return lambda outputs: outputs[key].float().mean().item()
 
     return factory
+
+
+@hookimpl
+def export_spec(task: Any, config: Any) -> Any:
+    if config.task.name != "recommendation":
+        return None
+    from omnitune_recsys.export import recommendation_spec
+
+    return recommendation_spec(task)

@@ -152,8 +152,9 @@ class Recommendation(Task):
                         f"from its features {dict(features)}"}
 
     def _popular(self, user: str, k: int, why: str) -> dict[str, Any]:
+        order = torch.sort(self.popularity, descending=True, stable=True).indices[:k]  # ties: catalogue order
         return {"user": user, "known_user": False, "basis": "popular",
-                "items": self._listing(self.popularity.topk(k)),
+                "items": self._listing(torch.return_types.topk((self.popularity[order], order))),
                 "note": f"unknown user {user!r}: {why}, so these are the most popular items"}
 
     @torch.no_grad()

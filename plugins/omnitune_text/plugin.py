@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -76,3 +76,12 @@ def register_datasets(register: RegisterCallback) -> None:
              description="CSV, TSV or JSONL with text and label columns.")
     register("rotten-tomatoes", "omnitune_text.datasets:rotten_tomatoes", config=RottenTomatoesConfig,
              description="13k Rotten Tomatoes snippets, fresh vs rotten, split by movie.")
+
+
+@hookimpl
+def export_spec(task: Any, config: Any) -> Any:
+    if config.task.name != "text-classification":
+        return None
+    from omnitune_text.export import text_classification_spec
+
+    return text_classification_spec(task)

@@ -1,6 +1,7 @@
 """The ``omnitune`` command line. Exit codes: 0 ok, 1 unexpected error, 2 config error,
 3 data error, 4 plugin error, 5 asset error, 6 checkpoint error, 7 non-finite loss,
-8 output_dir in use by another run, 130 interrupted (a checkpoint was saved; continue with --resume)."""
+8 output_dir in use by another run, 9 export failed its parity check,
+130 interrupted (a checkpoint was saved; continue with --resume)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from omnitune.errors import EXIT_INTERRUPTED, OmnituneError, PluginError
+from omnitune.errors import EXIT_INTERRUPTED, ConfigError, OmnituneError, PluginError
 
 LISTABLE = {"tasks": "task", "backbones": "backbone", "heads": "head", "datasets": "dataset",
             "metrics": "metric"}
@@ -84,15 +85,69 @@ def _parser() -> argparse.ArgumentParser:
     _add_trust_remote_code(evaluate)
     evaluate.set_defaults(handler=_eval)
 
-    predict = commands.add_parser("predict", help="predict with an artifact on raw inputs")
-    predict.add_argument("artifact", help="artifact folder written by train")
-    predict.add_argument("inputs", nargs="+", help="raw inputs: texts, file paths or ids; '-' reads "
+    predict = commands.add_parser("predict", help="predict with an artifact (or bundle) on raw inputs")
+    predict.add_argument("artifact", help="artifact folder written by train, or a bundle from export")
+    predict.add_argument("inputs", nargs="*", help="raw inputs: texts, file paths or ids; '-' reads "
                                                    "one input per line from standard input")
     predict.add_argument("--device", default="auto", help="auto, cpu, mps, cuda or cuda:N")
     _add_trust_remote_code(predict)
     predict.add_argument("--json", action="store_true", help="print one JSON object per input")
+    _add_batch_predict(predict)
     predict.set_defaults(handler=_predict)
+    _add_export(commands)
+    _add_serve(commands)
     return parser
+
+
+def _add_batch_predict(predict: argparse.ArgumentParser) -> None:
+    predict.add_argument("--input", type=Path, help="CSV/TSV/JSONL/text file of inputs, or a folder of "
+                         "image or audio files; predictions go to --output")
+    predict.add_argument("--output", type=Path, help="JSONL file: one line per input, in order; a rerun "
+                         "appends only what is missing")
+    predict.add_argument("--column", help="CSV column or JSONL key holding the input (default: first column)")
+    predict.add_argument("--batch-size", type=int, default=32)
+    predict.add_argument("--bad-inputs", choices=["error", "skip"], default="error",
+                         help="stop at a bad input, or write its error line and go on")
+
+
+def _add_export(commands: Any) -> None:
+    export = commands.add_parser("export", help="export an artifact to an ONNX bundle that runs without "
+                                 "torch, proving parity on held-out inputs")
+    export.add_argument("artifact", help="artifact folder written by train")
+    export.add_argument("--output", required=True, type=Path, help="bundle folder to write")
+    export.add_argument("--format", choices=["onnx"], default="onnx")
+    export.add_argument("--quantize", choices=["int8"], help="also write an int8 model and its score change")
+    export.add_argument("--opset", type=int, default=18)
+    export.add_argument("--exporter", choices=["auto", "dynamo", "torchscript"], default="auto",
+                        help="auto: dynamo, falling back to TorchScript where dynamo fails")
+    export.add_argument("--atol", type=float, default=1e-4, help="largest |ONNX - PyTorch| output allowed")
+    export.add_argument("--min-identical", type=float, default=0.99,
+                        help="smallest share of predictions equal to PyTorch's")
+    export.add_argument("--max-int8-drop", type=float, default=0.01,
+                        help="largest int8 score drop (absolute, e.g. 0.01 = 1 point)")
+    export.add_argument("--inputs", type=Path, help="held-out inputs for the parity check (same formats as "
+                        "predict --input) when the artifact's dataset does not resolve")
+    export.add_argument("--column", help="column or key of --inputs")
+    export.add_argument("--samples", type=int, default=1000, help="held-out inputs checked, at most")
+    export.add_argument("--json", action="store_true", help="print the manifest's checks as JSON")
+    export.set_defaults(handler=_export)
+
+
+def _add_serve(commands: Any) -> None:
+    serve = commands.add_parser("serve", help="serve an artifact or bundle over HTTP (FastAPI + uvicorn)")
+    serve.add_argument("model", help="bundle folder (ONNX, no torch needed) or artifact folder")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="server processes")
+    serve.add_argument("--variant", choices=["fp32", "int8"], default="fp32", help="bundle model to serve")
+    serve.add_argument("--no-batching", action="store_true", help="answer requests one at a time")
+    serve.add_argument("--max-batch-size", type=int, default=32)
+    serve.add_argument("--max-wait-ms", type=float, default=5.0)
+    serve.add_argument("--max-inputs", type=int, default=256, help="most inputs per request")
+    serve.add_argument("--max-body-mb", type=float, default=16.0, help="largest request body")
+    serve.add_argument("--graceful-timeout", type=float, default=30.0,
+                       help="seconds in-flight requests get to finish after SIGTERM")
+    serve.set_defaults(handler=_serve)
 
 
 def _add_set(parser: argparse.ArgumentParser) -> None:
@@ -199,6 +254,10 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    if args.input is not None or args.output is not None:
+        return _predict_file(args)
+    if not args.inputs:
+        raise ConfigError("predict: give inputs, or --input FILE_OR_FOLDER --output preds.jsonl")
     from omnitune.inputs import check_device, check_inputs, read_stdin_inputs
     from omnitune.predict import Predictor
 
@@ -212,6 +271,49 @@ def _predict(args: argparse.Namespace) -> int:
             print(json.dumps({"input": raw, **prediction}))
         else:
             print(f"{prediction.get('label', prediction)}\t{raw}")
+    return 0
+
+
+def _predict_file(args: argparse.Namespace) -> int:
+    from omnitune.batch_predict import predict_file
+    from omnitune.serving.models import load_model
+
+    if args.input is None or args.output is None or args.inputs:
+        raise ConfigError("predict: --input and --output go together, without inputs on the command line")
+    counts = predict_file(load_model(args.artifact), args.input, args.output, column=args.column,
+                          batch_size=args.batch_size, bad_inputs=args.bad_inputs)
+    print(json.dumps(counts) if args.json else ", ".join(f"{k}: {v}" for k, v in counts.items()))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from omnitune.batch_predict import read_items
+    from omnitune.export import Tolerances, export
+
+    inputs = [item.value for item in read_items(args.inputs, args.column)] if args.inputs else None
+    tolerances = Tolerances(args.atol, args.min_identical, args.max_int8_drop)
+    manifest = export(args.artifact, args.output, quantize=args.quantize, opset=args.opset,
+                      exporter=args.exporter, tolerances=tolerances, inputs=inputs, samples=args.samples)
+    checks = {key: manifest.get(key) for key in ("parity", "quantization", "models", "exporter")}
+    print(json.dumps(checks) if args.json else json.dumps(checks, indent=2))
+    print(f"bundle: {args.output}", file=sys.stderr)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from omnitune.serving.app import SETTINGS_ENV, ServeSettings
+
+    settings = ServeSettings(path=str(args.model), variant=args.variant, batching=not args.no_batching,
+                             max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
+                             max_inputs=args.max_inputs, max_body_bytes=int(args.max_body_mb * 2**20))
+    from omnitune.serving.models import load_model
+
+    load_model(settings.path, settings.variant)  # fail here, with a clear message, not in each worker
+    os.environ[SETTINGS_ENV] = settings.model_dump_json()
+    uvicorn.run("omnitune.serving.app:app_from_env", factory=True, host=args.host, port=args.port,
+                workers=args.workers, timeout_graceful_shutdown=args.graceful_timeout, log_level="warning")
     return 0
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -11,9 +10,10 @@ from torch import nn
 
 from acme_tabular.data import Row
 from acme_tabular.hooks import TabularClassificationConfig
+from acme_tabular.serving import feature_values
 from omnitune import StepOutput, Task
 from omnitune.classification import BackboneHead, LabelSet, cross_entropy_step, softmax_evaluation
-from omnitune.errors import ConfigError, DataError
+from omnitune.errors import ConfigError
 
 
 class TabularClassification(Task):
@@ -51,7 +51,7 @@ class TabularClassification(Task):
     def encode_inputs(self, inputs: list[Any]) -> dict[str, torch.Tensor]:
         """Each input is a mapping of feature name to value, a sequence of values in feature
         order, or a string holding either (a JSON object, or comma-separated numbers)."""
-        return {"features": self._scale(torch.tensor([self._values(raw) for raw in inputs]))}
+        return {"features": self._scale(torch.tensor([self.values(raw) for raw in inputs]))}
 
     def predict_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
         return self.labels.predictions(model(batch["features"]).float().softmax(dim=-1))
@@ -62,18 +62,6 @@ class TabularClassification(Task):
     def _scale(self, features: torch.Tensor) -> torch.Tensor:
         return (features.float() - self.mean) / self.std
 
-    def _values(self, raw: Any) -> list[float]:
-        if isinstance(raw, str):
-            text = raw.strip()
-            try:
-                raw = json.loads(text) if text.startswith("{") else [float(v) for v in text.split(",")]
-            except ValueError as error:
-                raise DataError(f"input {text!r}: expected a JSON object or numbers and commas") from error
-        if isinstance(raw, Mapping):
-            missing = [name for name in self.features if name not in raw]
-            if missing:
-                raise DataError(f"input {raw!r} lacks feature(s) {missing}")
-            raw = [raw[name] for name in self.features]
-        if not isinstance(raw, Sequence) or len(raw) != len(self.features):
-            raise DataError(f"input {raw!r}: expected {len(self.features)} values for {self.features}")
-        return [float(value) for value in raw]
+    def values(self, raw: Any) -> list[float]:
+        """One input's feature values in feature order (see ``encode_inputs``)."""
+        return feature_values(raw, self.features)
