@@ -34,10 +34,14 @@ class TrialReporter:
     trial: Any
     metric: str
     pruned_at: int | None = None
+    missing_from: list[str] | None = None
 
     @hookimpl
     def on_evaluate_end(self, state: Any, split: str, metrics: dict[str, float]) -> None:
-        if split != "eval" or self.metric not in metrics:
+        if split != "eval":
+            return
+        if self.metric not in metrics:  # stop at once; the search reports it
+            self.missing_from, state.should_stop = sorted(metrics), True
             return
         self.trial.report(metrics[self.metric], state.step)
         if self.trial.should_prune():
@@ -75,6 +79,7 @@ class _Search:
         return self.output_dir / "trials"
 
     def run_trial(self, trial: Any) -> float:
+        """Optuna's objective: one ordinary run with the trial's values; its validation metric."""
         import optuna
 
         trial.set_user_attr("host", socket.gethostname())
@@ -87,19 +92,21 @@ class _Search:
         try:
             with _registered(self.plugins, reporter, f"tune-trial-{trial.number}"):
                 result = finetune(run, plugins=self.plugins)
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
+        except TrainingError as error:  # a non-finite loss: this trial failed, the search goes on
+            trial.set_user_attr("error", str(error))
             raise
-        trial.set_user_attr("cpu_s", time.process_time() - cpu_started)
+        finally:
+            trial.set_user_attr("cpu_s", time.process_time() - cpu_started)
+            if reporter.pruned_at is not None or not (folder / "artifact").is_dir():
+                shutil.rmtree(folder, ignore_errors=True)  # a pruned trial leaves nothing behind
         if reporter.pruned_at is not None:
-            shutil.rmtree(folder, ignore_errors=True)
             raise optuna.TrialPruned(f"pruned at step {reporter.pruned_at}")
-        if self.metric not in result.metrics:
+        if reporter.missing_from is not None or self.metric not in result.metrics:
             shutil.rmtree(folder, ignore_errors=True)
-            known = sorted(k for k in result.metrics if k.startswith("eval_"))
-            raise ConfigError(f"--metric {self.metric!r} is not a validation metric of this run; "
-                              f"expected one of {known}")
-        for name in ("checkpoints", "best"):
+            computed = reporter.missing_from or "nothing (no validation split)"
+            raise ConfigError(f"--metric {self.metric!r} is not computed on the validation split "
+                              f"of this run; it computes {computed}")
+        for name in ("checkpoints", "best"):  # the artifact holds the best weights
             shutil.rmtree(folder / name, ignore_errors=True)
         trial.set_user_attr("metrics", {k: v for k, v in result.metrics.items() if not k.startswith("test_")})
         trial.set_user_attr("artifact", str(result.artifact.resolve()))
@@ -139,12 +146,13 @@ class _Search:
                      attrs.get("pid"))
 
     def finished(self) -> int:
-        """Trials that count towards ``--trials``: complete, pruned, or failed other than by a kill."""
+        """Trials that count towards ``--trials``: complete, pruned, or failed by a non-finite
+        loss (not those a killed process left behind: they run again)."""
         from optuna.trial import TrialState
 
         done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
         trials = self.study.get_trials(deepcopy=False, states=done)
-        return sum(1 for t in trials if not t.user_attrs.get("interrupted"))
+        return sum(1 for t in trials if t.state != TrialState.FAIL or "error" in t.user_attrs)
 
 
 def tune(
@@ -174,8 +182,6 @@ def tune(
     ``sqlite:///study.db``, or a journal file path) defaults to ``<output_dir>/study.db``; with
     ``resume`` an existing study of that name is continued or joined by this process.
     """
-    import optuna
-
     if trials < 1:
         raise ConfigError(f"--trials must be at least 1 (got {trials})")
     plugins = plugins or load_plugins()
@@ -209,14 +215,30 @@ def open_storage(url: str) -> Any:
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
     if "://" in url:
+        return _rdb_storage(url)
+    path = Path(url.removeprefix("journal:"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.JournalStorage(JournalFileBackend(str(path), JournalFileOpenLock(str(path))))
+
+
+def _rdb_storage(url: str, attempts: int = 3) -> Any:
+    """Workers started together on a fresh database race to create its tables; the losers retry."""
+    import optuna
+    from sqlalchemy.exc import OperationalError
+
+    def connect() -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(
                 url, heartbeat_interval=60, grace_period=180,
-                failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1))
-    path = Path(url.removeprefix("journal:"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.JournalStorage(JournalFileBackend(str(path), JournalFileOpenLock(str(path))))
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(1))
+
+    for attempt in range(attempts - 1):
+        try:
+            return connect()
+        except OperationalError:
+            time.sleep(1 + attempt)
+    return connect()
 
 
 def open_study(storage: Any, name: str, direction: str, *, resume: bool, sampler: Any,
