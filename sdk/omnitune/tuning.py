@@ -184,6 +184,9 @@ def tune(
     """
     if trials < 1:
         raise ConfigError(f"--trials must be at least 1 (got {trials})")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("omnitune tune does not run under torchrun (each process would start its own "
+                          "trials); run several tune processes on one --storage instead")
     plugins = plugins or load_plugins()
     run = compose_config(config, overrides=overrides)
     parsed = load_space(space)
