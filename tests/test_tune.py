@@ -182,7 +182,7 @@ def test_the_pruner_stops_a_hopeless_trial_at_its_first_evaluation(tmp_path: Pat
 
 def test_a_killed_search_resumes_from_sqlite_without_repeating_finished_trials(tmp_path: Path) -> None:
     killed = in_subprocess(f"search(Path({str(tmp_path)!r}), KillInTrial(2))")
-    killed.communicate(timeout=300)
+    killed.communicate(timeout=900)
     assert killed.returncode == -signal.SIGKILL
     before = trials_of(tmp_path)
     assert [t.state.name for t in before] == ["COMPLETE", "COMPLETE", "RUNNING"]
@@ -210,16 +210,16 @@ def test_a_finished_study_is_not_extended_without_resume(tmp_path: Path) -> None
 def test_two_processes_share_one_study_without_running_a_trial_twice(tmp_path: Path) -> None:
     log = tmp_path / "started.txt"
     workers = [in_subprocess(f"search(Path({str(tmp_path)!r}), LogTrialStart(Path({str(log)!r})), "
-                             f"trials=8, resume=True, seed={seed})") for seed in (1, 2)]
+                             f"trials=6, resume=True, seed={seed})") for seed in (1, 2)]
     for worker in workers:
-        _, err = worker.communicate(timeout=300)
+        _, err = worker.communicate(timeout=900)
         assert worker.returncode == 0, err[-3000:]
     started = [line.split() for line in log.read_text().splitlines()]
     folders = [folder for folder, _ in started]
     assert len(folders) == len(set(folders)), "a trial ran twice"
     assert {int(pid) for _, pid in started} == {w.pid for w in workers}, "one process did all the work"
     trials = trials_of(tmp_path)
-    assert 8 <= len(trials) <= 9  # the second process may start one while the first finishes the 8th
+    assert 6 <= len(trials) <= 7  # the second process may start one while the first finishes the 6th
     assert sorted(folders) == [f"trial-{t.number:04d}" for t in trials]
     assert all(t.state.name == "COMPLETE" for t in trials)
 
