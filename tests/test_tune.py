@@ -108,6 +108,18 @@ class KillInTrial:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+class InterruptInTrial:
+    """Sends SIGINT to its own process (as Ctrl-C does) at the first step of the given trial."""
+
+    def __init__(self, trial: int) -> None:
+        self.folder = f"trial-{trial:04d}"
+
+    @omnitune.hookimpl
+    def on_step_end(self, state: Any) -> None:
+        if Path(state.output_dir).name == self.folder:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
 class LogTrialStart:
     """Appends each trial's folder name to a file shared by several processes."""
 
@@ -197,6 +209,16 @@ def test_a_killed_search_resumes_from_sqlite_without_repeating_finished_trials(t
     assert after[3].user_attrs["retry_of"] == 2
     assert {t.user_attrs["pid"] for t in after[3:]} == {os.getpid()}
     assert not (tmp_path / "trials" / "trial-0002").exists()
+
+
+def test_a_search_stopped_by_ctrl_c_runs_the_stopped_trial_again_on_resume(tmp_path: Path) -> None:
+    with pytest.raises(omnitune.errors.TrainingInterrupted):
+        search(tmp_path, InterruptInTrial(1), trials=3)
+    search(tmp_path, trials=3, resume=True)
+    trials = trials_of(tmp_path)
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+    assert trials[1].user_attrs["interrupted"] and trials[2].user_attrs["retry_of"] == 1
+    assert trials[2].params == trials[1].params
 
 
 def test_a_finished_study_is_not_extended_without_resume(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from omnitune.api import compose_config, finetune
 from omnitune.config import RunConfig
-from omnitune.errors import ConfigError, TrainingError
+from omnitune.errors import ConfigError, TrainingError, TrainingInterrupted
 from omnitune.hookspecs import hookimpl
 from omnitune.plugins import Plugins, load_plugins
 from omnitune.tuning_space import Space, check_space, load_space, with_values
@@ -95,6 +95,9 @@ class _Search:
         except TrainingError as error:  # a non-finite loss: this trial failed, the search goes on
             trial.set_user_attr("error", str(error))
             raise
+        except (TrainingInterrupted, KeyboardInterrupt):  # runs again on --resume
+            trial.set_user_attr("interrupted", True)
+            raise
         finally:
             trial.set_user_attr("cpu_s", time.process_time() - cpu_started)
             if reporter.pruned_at is not None or not (folder / "artifact").is_dir():
@@ -128,9 +131,10 @@ class _Search:
                 continue
             shutil.rmtree(folder, ignore_errors=True)
 
-    def fail_dead_trials(self) -> None:
-        """A trial left RUNNING by a process of this machine that no longer exists (a killed
-        search) is marked failed and queued again with the same parameters."""
+    def requeue_interrupted(self) -> None:
+        """Queue again, with the same values, every trial an earlier search left unfinished: one
+        stopped by SIGINT/SIGTERM, or left RUNNING by a killed process of this machine (then
+        marked failed first)."""
         from optuna.trial import TrialState
 
         study_id = self.storage.get_study_id_from_name(self.study.study_name)
@@ -141,9 +145,13 @@ class _Search:
             trial_id = self.storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
             self.storage.set_trial_user_attr(trial_id, "interrupted", True)
             self.storage.set_trial_state_values(trial_id, TrialState.FAIL)
-            self.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
-            log.info("trial %d was interrupted (process %s is gone); queued again", trial.number,
-                     attrs.get("pid"))
+        trials = self.study.get_trials(deepcopy=False)
+        retried = {t.user_attrs.get("retry_of") for t in trials}
+        for trial in trials:
+            if trial.state == TrialState.FAIL and trial.user_attrs.get("interrupted") \
+                    and trial.number not in retried:
+                self.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+                log.info("trial %d was interrupted; queued again with the same values", trial.number)
 
     def finished(self) -> int:
         """Trials that count towards ``--trials``: complete, pruned, or failed by a non-finite
@@ -200,7 +208,7 @@ def tune(
                         sampler=sampler or _default_sampler(trials, seed),
                         pruner=make_pruner(pruner, startup_trials))
     search = _Search(opened, storage_obj, parsed, base, metric, folder, plugins, keep_all)
-    search.fail_dead_trials()
+    search.requeue_interrupted()
     deadline = None if timeout is None else time.monotonic() + timeout
     while search.finished() < trials and (deadline is None or time.monotonic() < deadline):
         opened.optimize(search.run_trial, n_trials=1, catch=(TrainingError,), callbacks=[search.sweep])
