@@ -77,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     train.set_defaults(handler=_train)
 
+    _add_tune(commands)
+
     evaluate = commands.add_parser("eval", help="evaluate an artifact on a dataset split")
     evaluate.add_argument("artifact", help="artifact folder written by train")
     evaluate.add_argument("--split", default="test", choices=["train", "validation", "test"])
@@ -148,6 +150,29 @@ def _add_serve(commands: Any) -> None:
     serve.add_argument("--graceful-timeout", type=float, default=30.0,
                        help="seconds in-flight requests get to finish after SIGTERM")
     serve.set_defaults(handler=_serve)
+def _add_tune(commands: Any) -> None:
+    tune = commands.add_parser("tune", help="search hyperparameters with Optuna: pruning, "
+                               "resumable, parallel across processes and machines")
+    tune.add_argument("config", nargs="?", help="YAML run config (default: the built-in main job)")
+    tune.add_argument("--space", required=True, help="YAML search space over the config's dotted keys")
+    tune.add_argument("--trials", type=int, default=20, help="finished trials the study should hold")
+    tune.add_argument("--timeout", type=float, help="start no new trial after this many seconds")
+    tune.add_argument("--metric", default="eval_accuracy", help="validation metric to optimise")
+    tune.add_argument("--direction", choices=["maximize", "minimize"],
+                      help="default: minimize for a loss, else maximize")
+    tune.add_argument("--storage", help="Optuna storage: an RDB URL (sqlite:///study.db, "
+                      "postgresql://...) or a journal file path; default: OUTPUT_DIR/study.db")
+    tune.add_argument("--study", default="omnitune", help="study name within the storage")
+    tune.add_argument("--resume", action="store_true", help="continue the study, or join it from "
+                      "another process or machine")
+    tune.add_argument("--pruner", default="median", choices=["median", "hyperband", "none"])
+    tune.add_argument("--startup-trials", type=int, default=3, help="trials before the median pruner prunes")
+    tune.add_argument("--seed", type=int, help="seed of the TPE sampler (give each process its own)")
+    tune.add_argument("--output-dir", help="trials, results and plots "
+                      "(default: the config's output_dir + '-tune')")
+    tune.add_argument("--keep-all", action="store_true", help="keep every complete trial's artifact")
+    _add_set(tune)
+    tune.set_defaults(handler=_tune)
 
 
 def _add_set(parser: argparse.ArgumentParser) -> None:
@@ -241,6 +266,16 @@ def _train(args: argparse.Namespace) -> int:
         print("\n".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}"
                         for k, v in result.metrics.items()))
         print(f"artifact: {result.artifact}")
+    return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from omnitune.tuning import tune
+
+    tune(args.config, args.space, trials=args.trials, timeout=args.timeout, metric=args.metric,
+         direction=args.direction, storage=args.storage, study=args.study, resume=args.resume,
+         pruner=args.pruner, startup_trials=args.startup_trials, seed=args.seed,
+         output_dir=args.output_dir, keep_all=args.keep_all, overrides=args.overrides)
     return 0
 
 
