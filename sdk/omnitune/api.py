@@ -73,6 +73,7 @@ def finetune(
     """
     from omnitune import loop
     from omnitune.build import build_dataset, build_metrics, build_task
+    from omnitune.loggers import attached, create_loggers
     from omnitune.runtime import Runtime, seed_everything
 
     run = compose_config(config, overrides=overrides, **fields)
@@ -88,8 +89,10 @@ def finetune(
     task = build_task(run, options, plugins.registry, splits.info)
     if runtime.is_main:
         check_free_space(output_dir, task.model, run.train.keep_checkpoints)
-    result = loop.fit(task, splits, run.train, output_dir, build_metrics(task, plugins.registry),
-                      runtime=runtime, resume=resume, emit=emitter(plugins))
+    loggers = create_loggers(run, output_dir) if runtime.is_main else []
+    with attached(plugins, loggers):
+        result = loop.fit(task, splits, run.train, output_dir, build_metrics(task, plugins.registry),
+                          runtime=runtime, resume=resume, emit=emitter(plugins))
     artifact = output_dir / "artifact"
     weights = runtime.full_weights(task.model)
     if runtime.is_main:
@@ -104,6 +107,7 @@ def evaluate(
     split: str = "test",
     overrides: tuple[str, ...] | list[str] = (),
     plugins: Plugins | None = None,
+    progress: bool = False,
 ) -> dict[str, float]:
     """Evaluate a saved artifact on a split of its dataset (or another, via ``dataset.*`` overrides)."""
     from omnitune.build import build_dataset, build_metrics
@@ -120,7 +124,7 @@ def evaluate(
     return evaluate_examples(predictor.task, predictor.task.model, examples, predictor.runtime,
                              build_metrics(predictor.task, predictor.plugins.registry),
                              batch_size=run.train.eval_batch_size or run.train.batch_size,
-                             prefix=split)
+                             prefix=split, progress=progress)
 
 
 def prepare_output_dir(output_dir: Path, *, resume: bool, overwrite: bool) -> None:

@@ -91,9 +91,10 @@ def evaluate(
     batch_size: int = 64,
     num_workers: int = 0,
     prefix: str = "eval",
+    progress: bool = False,
 ) -> dict[str, float]:
     """Mean loss and every metric over ``examples``, keyed ``{prefix}_{name}``. Each process
-    evaluates its shard; metrics are computed over all of them."""
+    evaluates its shard; metrics are computed over all of them. ``progress`` shows a bar."""
     was_training = model.training
     model.eval()
     shard = runtime.shard(list(examples), even=False)
@@ -102,7 +103,8 @@ def evaluate(
     # every FSDP forward gathers parameters from all processes: all must run as many batches
     lockstep = runtime.max(len(loader)) if runtime.sharded else len(loader)
     loss_sum, count, collected = 0.0, 0, []
-    for batch in loader:
+    for batch in tqdm(loader, desc=prefix, unit="batch", leave=False, disable=not progress,
+                      dynamic_ncols=True):
         items = task.num_items(batch)
         with runtime.autocast():
             out: StepOutput = task.evaluation_step(model, runtime.to_device(batch))
@@ -398,7 +400,8 @@ class _Fit:
     def _evaluate(self, examples: Sequence[Any], prefix: str) -> dict[str, float]:
         metrics = evaluate(self.task, self.model, examples, self.runtime, self.metric_fns,
                            batch_size=self.train.eval_batch_size or self.train.batch_size,
-                           num_workers=self.train.num_workers, prefix=prefix)
+                           num_workers=self.train.num_workers, prefix=prefix,
+                           progress=self.train.progress and self.runtime.is_main)
         self._log({"step": self.state.step, "epoch": self.state.epoch, **metrics})
         if self.runtime.is_main:
             tqdm.write(f"step {self.state.step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
