@@ -168,3 +168,25 @@ def example_plugins(example_env: PluginEnv, monkeypatch: pytest.MonkeyPatch) -> 
     yield example_env
     for name in [m for m in sys.modules if m.split(".")[0] in ("acme_tabular", "acme_csv_logger")]:
         del sys.modules[name]
+
+
+@pytest.fixture(scope="session")
+def trained_text_run(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny BERT trained on generated reviews (one sentiment word decides the label; 10% of
+    the labels flipped), started
+    from inside a git repository: its output folder, with ``artifact/``. Shared by the report,
+    model-card and explanation tests; treat it as read-only."""
+    root = tmp_path_factory.mktemp("trained-text")
+    rows = sentiment_rows(300)
+    for row in rows[3::10]:  # 10% wrong labels, so the test split has mistakes to report
+        row["label"] = {"pos": "neg", "neg": "pos"}[row["label"]]
+    data = write_csv(root / "reviews.csv", rows)
+    repository = root / "repository"
+    repository.mkdir()
+    identity = ["-c", "user.name=t", "-c", "user.email=t@t"]
+    for command in (["init", "-q"], [*identity, "commit", "-q", "--allow-empty", "-m", "x"]):
+        subprocess.run(["git", "-C", str(repository), *command], check=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(repository)
+        omnitune.finetune(tiny_run(tiny_bert, data, root / "run", epochs=4), plugins=omnitune.load_plugins())
+    return root / "run"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
+import logging
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -14,6 +16,8 @@ from omnitune.config import COMPONENTS, RunConfig, load_config, validate_compone
 from omnitune.errors import ConfigError
 from omnitune.plugins import Plugins, emitter, load_plugins
 from omnitune.registry import Kind
+
+log = logging.getLogger("omnitune")
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,9 @@ def finetune(
     """
     from omnitune import loop
     from omnitune.build import build_dataset, build_metrics, build_task
+    from omnitune.card import write_model_card
     from omnitune.loggers import attached, create_loggers
+    from omnitune.provenance import reproducibility
     from omnitune.runtime import Runtime, seed_everything
 
     run = compose_config(config, overrides=overrides, **fields)
@@ -96,7 +102,11 @@ def finetune(
     artifact = output_dir / "artifact"
     weights = runtime.full_weights(task.model)
     if runtime.is_main:
-        save_run_artifact(artifact, run, options, task, weights, splits.info, result.metrics, plugins)
+        save_run_artifact(artifact, run, options, task, weights, splits.info, result.metrics, plugins,
+                          reproducibility(runtime, run.train.seed))
+        backbone = getattr(task.model, "backbone", None)
+        write_model_card(artifact, splits, plugins, base_model=getattr(backbone, "base_model", None),
+                         weights_license=getattr(backbone, "weights_license", None))
     runtime.barrier()
     return RunResult(result.metrics, artifact, output_dir, run, task)
 
@@ -115,6 +125,7 @@ def evaluate(
     from omnitune.predict import Predictor
 
     predictor = Predictor.load(artifact, plugins=plugins)
+    warn_on_version_changes(Path(artifact))
     run = load_config(predictor.config.model_dump(), overrides)
     options = validate_components(run, predictor.plugins.registry)
     splits = build_dataset(run, options, predictor.plugins.registry)
@@ -125,6 +136,19 @@ def evaluate(
                              build_metrics(predictor.task, predictor.plugins.registry),
                              batch_size=run.train.eval_batch_size or run.train.batch_size,
                              prefix=split, progress=progress)
+
+
+def warn_on_version_changes(artifact: Path) -> list[str]:
+    """Log a warning for each library whose version differs from the one that trained ``artifact``."""
+    from omnitune.provenance import version_differences
+
+    record = artifact / "reproducibility.json"
+    if not record.is_file():
+        return []
+    differences = version_differences(json.loads(record.read_text(encoding="utf-8")))
+    for difference in differences:
+        log.warning("%s: %s; results may differ from the recorded ones", artifact, difference)
+    return differences
 
 
 def prepare_output_dir(output_dir: Path, *, resume: bool, overwrite: bool) -> None:
@@ -171,9 +195,10 @@ def save_run_artifact(
     data_info: dict[str, Any],
     metrics: dict[str, float],
     plugins: Plugins,
+    provenance: dict[str, Any] | None = None,
 ) -> Path:
-    """Save ``weights`` (``Runtime.full_weights``), resolved config, data info, preprocessing and
-    metrics as one folder."""
+    """Save ``weights`` (``Runtime.full_weights``), resolved config, data info, preprocessing,
+    metrics and what produced them (``provenance.reproducibility``) as one folder."""
     from omnitune.checkpoint import save_artifact
 
     resolved = run.model_dump(mode="json")
@@ -189,6 +214,8 @@ def save_run_artifact(
         "omnitune": {"version": importlib.metadata.version("omnitune"), "plugins": versions,
                      "created": datetime.now(UTC).isoformat(timespec="seconds")},
     }
+    if provenance is not None:
+        files["reproducibility"] = provenance
     backbone = getattr(task.model, "backbone", None)
     export = getattr(backbone, "export", None)
     return save_artifact(directory, weights, files, export)
