@@ -120,22 +120,32 @@ def evaluate(
     progress: bool = False,
 ) -> dict[str, float]:
     """Evaluate a saved artifact on a split of its dataset (or another, via ``dataset.*`` overrides)."""
-    from omnitune.build import build_dataset, build_metrics
+    from omnitune.build import build_metrics
     from omnitune.loop import evaluate as evaluate_examples
     from omnitune.predict import Predictor
 
     predictor = Predictor.load(artifact, plugins=plugins)
     warn_on_version_changes(Path(artifact))
     run = load_config(predictor.config.model_dump(), overrides)
+    examples = dataset_split(predictor, split, overrides)
+    return evaluate_examples(predictor.task, predictor.task.model, examples, predictor.runtime,
+                             build_metrics(predictor.task, predictor.plugins.registry),
+                             batch_size=run.train.eval_batch_size or run.train.batch_size,
+                             prefix=split, progress=progress)
+
+
+def dataset_split(predictor: Any, split: str, overrides: tuple[str, ...] | list[str] = ()) -> Any:
+    """The examples of ``split`` of the dataset an artifact's ``Predictor`` was trained on
+    (or another, via ``dataset.*`` overrides)."""
+    from omnitune.build import build_dataset
+
+    run = load_config(predictor.config.model_dump(), overrides)
     options = validate_components(run, predictor.plugins.registry)
     splits = build_dataset(run, options, predictor.plugins.registry)
     examples = getattr(splits, split, None) if split in ("train", "validation", "test") else None
     if not examples:
         raise ConfigError(f"--split: dataset {run.dataset.name!r} has no {split!r} split")
-    return evaluate_examples(predictor.task, predictor.task.model, examples, predictor.runtime,
-                             build_metrics(predictor.task, predictor.plugins.registry),
-                             batch_size=run.train.eval_batch_size or run.train.batch_size,
-                             prefix=split, progress=progress)
+    return examples
 
 
 def warn_on_version_changes(artifact: Path) -> list[str]:

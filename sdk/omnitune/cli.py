@@ -78,6 +78,12 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.set_defaults(handler=_eval)
 
+    report = commands.add_parser("report", help="write report.html and its PNG figures for a run")
+    report.add_argument("run_dir", help="a run's output_dir (holds metrics.jsonl and artifact/)")
+    report.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    report.add_argument("--output-dir", help="where the report goes (default: RUN_DIR/report)")
+    report.set_defaults(handler=_report)
+
     predict = commands.add_parser("predict", help="predict with an artifact on raw inputs")
     predict.add_argument("artifact", help="artifact folder written by train")
     predict.add_argument("inputs", nargs="+", help="raw inputs: texts, file paths or ids")
@@ -161,8 +167,15 @@ def _train(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from omnitune.api import evaluate
 
-    metrics = evaluate(args.artifact, split=args.split, overrides=args.overrides)
+    metrics = evaluate(args.artifact, split=args.split, overrides=args.overrides, progress=not args.json)
     print(json.dumps(metrics) if args.json else "\n".join(f"{k}: {v:.4f}" for k, v in metrics.items()))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from omnitune.report import write_report
+
+    print(write_report(args.run_dir, split=args.split, output_dir=args.output_dir))
     return 0
 
 
