@@ -172,15 +172,16 @@ def example_plugins(example_env: PluginEnv, monkeypatch: pytest.MonkeyPatch) -> 
 
 @pytest.fixture(scope="session")
 def trained_text_run(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny BERT trained on generated reviews (one sentiment word decides the label; 10% of
-    the labels flipped), started
-    from inside a git repository: its output folder, with ``artifact/``. Shared by the report,
-    model-card and explanation tests; treat it as read-only."""
+    """The tiny BERT trained on generated reviews (one sentiment word decides the label) and
+    tested on a file where every sixth label is flipped, started from inside a git repository:
+    its output folder, with ``artifact/``. Shared by the report, model-card and explanation
+    tests; treat it as read-only."""
     root = tmp_path_factory.mktemp("trained-text")
-    rows = sentiment_rows(300)
-    for row in rows[3::10]:  # 10% wrong labels, so the test split has mistakes to report
+    data = write_csv(root / "reviews.csv", sentiment_rows(300))
+    tested = sentiment_rows(60, seed=1)
+    for row in tested[3::6]:  # wrong labels in the test file, so the report has mistakes to show
         row["label"] = {"pos": "neg", "neg": "pos"}[row["label"]]
-    data = write_csv(root / "reviews.csv", rows)
+    test_file = write_csv(root / "tested.csv", tested)
     repository = root / "repository"
     repository.mkdir()
     identity = ["-c", "user.name=t", "-c", "user.email=t@t"]
@@ -188,5 +189,7 @@ def trained_text_run(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) 
         subprocess.run(["git", "-C", str(repository), *command], check=True)
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(repository)
-        omnitune.finetune(tiny_run(tiny_bert, data, root / "run", epochs=4), plugins=omnitune.load_plugins())
+        run = tiny_run(tiny_bert, data, root / "run", epochs=4)
+        run["dataset"]["test"] = str(test_file)
+        omnitune.finetune(run, plugins=omnitune.load_plugins())
     return root / "run"

@@ -84,6 +84,16 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--output-dir", help="where the report goes (default: RUN_DIR/report)")
     report.set_defaults(handler=_report)
 
+    explain = commands.add_parser("explain", help="which parts of an input made the prediction "
+                                                  "(Integrated Gradients through Captum)")
+    explain.add_argument("artifact", help="artifact folder written by train")
+    explain.add_argument("inputs", nargs="+", help="raw inputs: texts or image paths")
+    explain.add_argument("--target", help="label to explain (default: the predicted one)")
+    explain.add_argument("--steps", type=int, default=64, help="integration steps")
+    explain.add_argument("--output-dir", default=".", help="where explanation.html or the PNGs go")
+    explain.add_argument("--json", action="store_true", help="print one JSON object per input")
+    explain.set_defaults(handler=_explain)
+
     predict = commands.add_parser("predict", help="predict with an artifact on raw inputs")
     predict.add_argument("artifact", help="artifact folder written by train")
     predict.add_argument("inputs", nargs="+", help="raw inputs: texts, file paths or ids")
@@ -176,6 +186,28 @@ def _report(args: argparse.Namespace) -> int:
     from omnitune.report import write_report
 
     print(write_report(args.run_dir, split=args.split, output_dir=args.output_dir))
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from omnitune.explain import explain, heatmap_png, html_text, terminal_text
+    from omnitune.predict import Predictor
+
+    explanations = explain(Predictor.load(args.artifact), args.inputs, target=args.target, steps=args.steps)
+    output = Path(args.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    for index, e in enumerate(explanations):
+        written = None
+        if e.pixels is not None:
+            written = heatmap_png(e, output / f"explanation-{index}.png")
+        if args.json:
+            print(json.dumps({"input": str(e.input), "label": e.label, "score": e.score,
+                              "baseline_score": e.baseline_score, "delta": e.delta, "tokens": e.tokens,
+                              "attributions": e.attributions.tolist(), "heatmap": str(written or "")}))
+        else:
+            print(f"{e.label}\t{terminal_text(e) if e.tokens else written}")
+    if explanations and explanations[0].tokens is not None:
+        (output / "explanation.html").write_text(html_text(explanations), encoding="utf-8")
     return 0
 
 
