@@ -199,3 +199,26 @@ def _hub_reachable(timeout: float = 5.0) -> bool:
             return response.status == 200
     except OSError:
         return False
+@pytest.fixture(scope="session")
+def trained_text_run(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny BERT trained on generated reviews (one sentiment word decides the label) and
+    tested on a file where every sixth label is flipped, started from inside a git repository:
+    its output folder, with ``artifact/``. Shared by the report, model-card and explanation
+    tests; treat it as read-only."""
+    root = tmp_path_factory.mktemp("trained-text")
+    data = write_csv(root / "reviews.csv", sentiment_rows(300))
+    tested = sentiment_rows(60, seed=1)
+    for row in tested[3::6]:  # wrong labels in the test file, so the report has mistakes to show
+        row["label"] = {"pos": "neg", "neg": "pos"}[row["label"]]
+    test_file = write_csv(root / "tested.csv", tested)
+    repository = root / "repository"
+    repository.mkdir()
+    identity = ["-c", "user.name=t", "-c", "user.email=t@t"]
+    for command in (["init", "-q"], [*identity, "commit", "-q", "--allow-empty", "-m", "x"]):
+        subprocess.run(["git", "-C", str(repository), *command], check=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(repository)
+        run = tiny_run(tiny_bert, data, root / "run", epochs=4)
+        run["dataset"]["test"] = str(test_file)
+        omnitune.finetune(run, plugins=omnitune.load_plugins())
+    return root / "run"

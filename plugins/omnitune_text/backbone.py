@@ -100,7 +100,10 @@ def minilm_l6(config: MiniLMConfig, export_dir: Path | None = None) -> TextBackb
     folder = resolve(MINILM_L6)
     encoder = AutoModel.from_pretrained(folder, dtype=torch.float32, local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    return TextBackbone(encoder, tokenizer, config.pooling)
+    backbone = TextBackbone(encoder, tokenizer, config.pooling)
+    # read by the model card: the upstream weights' id and licence
+    backbone.base_model, backbone.weights_license = "sentence-transformers/all-MiniLM-L6-v2", "apache-2.0"
+    return backbone
 
 
 def _from_export(directory: Path, pooling: str, trust_remote_code: bool) -> TextBackbone:

@@ -87,6 +87,22 @@ def _parser() -> argparse.ArgumentParser:
     _add_trust_remote_code(evaluate)
     evaluate.set_defaults(handler=_eval)
 
+    report = commands.add_parser("report", help="write report.html and its PNG figures for a run")
+    report.add_argument("run_dir", help="a run's output_dir (holds metrics.jsonl and artifact/)")
+    report.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    report.add_argument("--output-dir", help="where the report goes (default: RUN_DIR/report)")
+    report.set_defaults(handler=_report)
+
+    explain = commands.add_parser("explain", help="which parts of an input made the prediction "
+                                                  "(Integrated Gradients through Captum)")
+    explain.add_argument("artifact", help="artifact folder written by train")
+    explain.add_argument("inputs", nargs="+", help="raw inputs: texts or image paths")
+    explain.add_argument("--target", help="label to explain (default: the predicted one)")
+    explain.add_argument("--steps", type=int, default=64, help="integration steps")
+    explain.add_argument("--output-dir", default=".", help="where explanation.html or the PNGs go")
+    explain.add_argument("--json", action="store_true", help="print one JSON object per input")
+    explain.set_defaults(handler=_explain)
+
     predict = commands.add_parser("predict", help="predict with an artifact (or bundle) on raw inputs")
     predict.add_argument("artifact", help="artifact folder written by train, or a bundle from export")
     predict.add_argument("inputs", nargs="*", help="raw inputs: texts, file paths or ids; '-' reads "
@@ -283,8 +299,37 @@ def _eval(args: argparse.Namespace) -> int:
     from omnitune.api import evaluate
 
     metrics = evaluate(args.artifact, split=args.split, overrides=args.overrides,
-                       trust_remote_code=args.trust_remote_code)
+                       trust_remote_code=args.trust_remote_code, progress=not args.json)
     print(json.dumps(metrics) if args.json else "\n".join(f"{k}: {v:.4f}" for k, v in metrics.items()))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from omnitune.report import write_report
+
+    print(write_report(args.run_dir, split=args.split, output_dir=args.output_dir))
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from omnitune.explain import explain, heatmap_png, html_text, terminal_text
+    from omnitune.predict import Predictor
+
+    explanations = explain(Predictor.load(args.artifact), args.inputs, target=args.target, steps=args.steps)
+    output = Path(args.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    for index, e in enumerate(explanations):
+        written = None
+        if e.pixels is not None:
+            written = heatmap_png(e, output / f"explanation-{index}.png")
+        if args.json:
+            print(json.dumps({"input": str(e.input), "label": e.label, "score": e.score,
+                              "baseline_score": e.baseline_score, "delta": e.delta, "tokens": e.tokens,
+                              "attributions": e.attributions.tolist(), "heatmap": str(written or "")}))
+        else:
+            print(f"{e.label}\t{terminal_text(e) if e.tokens else written}")
+    if explanations and explanations[0].tokens is not None:
+        (output / "explanation.html").write_text(html_text(explanations), encoding="utf-8")
     return 0
 
 
