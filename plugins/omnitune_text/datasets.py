@@ -51,7 +51,7 @@ def text_file(config: TextFileDatasetConfig) -> Splits:
     test = read(Path(config.test)) if config.test else test
     labels = config.labels or _labels_seen(train, validation, test)
     info = {"labels": labels, "multi_label": config.label_separator is not None}
-    return _finish(train, validation, test, info, config)
+    return finish_splits(train, validation, test, info, config)
 
 
 def rotten_tomatoes(config: RottenTomatoesConfig) -> Splits:
@@ -66,7 +66,7 @@ def rotten_tomatoes(config: RottenTomatoesConfig) -> Splits:
     train, validation, test = split_by_group(
         examples, (train_fraction, config.validation_fraction, config.test_fraction),
         config.seed, group=lambda e: e.group)
-    return _finish(train, validation, test, {"labels": ROTTEN_TOMATOES_LABELS, "multi_label": False},
+    return finish_splits(train, validation, test, {"labels": ROTTEN_TOMATOES_LABELS, "multi_label": False},
                    config)
 
 
@@ -124,8 +124,9 @@ def _labels_seen(*splits: list[TextExample]) -> list[str]:
     return sorted(names)
 
 
-def _finish(train: list, validation: list | None, test: list | None, info: dict[str, Any],
-            config: SplitOptions) -> Splits:
+def finish_splits(train: list, validation: list | None, test: list | None, info: dict[str, Any],
+                  config: SplitOptions) -> Splits:
+    """The splits, training and evaluation ones capped at ``max_train_samples``/``max_eval_samples``."""
     def cap(rows: list | None, limit: int | None, salt: int) -> list | None:
         return subsample(rows, limit, config.seed + salt) if rows else None
 

@@ -29,13 +29,14 @@ class Predictor:
 
     @classmethod
     def load(cls, folder: str | Path, *, device: str = "auto", merge_lora: bool = False,
-             plugins: Plugins | None = None) -> Predictor:
+             plugins: Plugins | None = None, overrides: Sequence[str] = ()) -> Predictor:
         """Load an artifact folder written by ``finetune``; no pretrained weights are fetched.
-        For a LoRA run, ``merge_lora`` folds the adapters into the base weights."""
+        For a LoRA run, ``merge_lora`` folds the adapters into the base weights. ``overrides``
+        (``"task.max_new_tokens=32"``) change settings that do not change the weights."""
         folder = Path(folder)
         if not (folder / WEIGHTS).is_file():
             raise CheckpointError(f"{folder} is not an omnitune artifact: {WEIGHTS} is missing")
-        config = load_config(_read_json(folder / "config.json"))
+        config = load_config(_read_json(folder / "config.json"), list(overrides))
         plugins = plugins or load_plugins()
         options = validate_components(config, plugins.registry)
         task = build_task(config, options, plugins.registry, _read_json(folder / "data_info.json"),
