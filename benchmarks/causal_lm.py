@@ -5,12 +5,13 @@
 Each phase runs in its own process (so peak RSS is its own) on the same data and settings:
   base            the pretrained model, no training, scored on the held-out movies
   omnitune-lora   omnitune: LoRA (rank 8, alpha 16, q_proj/v_proj), answers-only loss
-  omnitune-full   omnitune: every weight trains (skip with --no-full)
+  omnitune-full   omnitune: every weight trains (choose phases with --phases)
   trl-lora        TRL's SFTTrainer: the same model, rows, max length, LoRA, steps, lr, batch
-Held-out metrics: loss and perplexity on the answer tokens, greedy generation scored by exact
-match and token F1 (SQuAD-style). tokens/s = optimizer steps x batch x mean tokens per training
-example / training seconds. CPU s = user + sys of the phase's process. Prints a table on stderr,
-then a JSON object as the last line.
+No validation split: the settings are fixed up front, nothing is tuned. Held-out metrics: loss
+and perplexity on the answer tokens, greedy generation scored by exact match and token F1
+(SQuAD-style). tokens/s = optimizer steps x batch x mean tokens per training example / training
+seconds. CPU s = user + sys of the phase's process. Prints a table on stderr, then a JSON object
+as the last line.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def run_config(args: argparse.Namespace, output_dir: str, strategy: str) -> dict
         "task": {"name": "causal-lm", "max_length": args.max_length, "max_new_tokens": 24,
                  "eval_generation": True},
         "backbone": "smollm2-135m",
-        "dataset": {"name": "movielens-genres", "max_eval_samples": args.eval},
+        "dataset": {"name": "movielens-genres", "validation_fraction": 0.0, "max_eval_samples": args.eval},
         "train": {"max_steps": args.steps, "batch_size": args.batch_size, "eval_batch_size": 20,
                   "lr": args.lr if strategy == "lora" else args.full_lr, "warmup_ratio": 0.0,
                   "schedule": "linear", "strategy": strategy, "lora": LORA, "log_every": 1,
@@ -88,7 +89,8 @@ def _train_examples(args: argparse.Namespace) -> list[Any]:
     from omnitune_text.lm_datasets import movielens_genres
     from omnitune_text.lm_options import MovieLensGenresConfig
 
-    return list(movielens_genres(MovieLensGenresConfig(max_eval_samples=args.eval)).train)
+    config = MovieLensGenresConfig(validation_fraction=0.0, max_eval_samples=args.eval)
+    return list(movielens_genres(config).train)
 
 
 def phase_trl(args: argparse.Namespace, scratch: str) -> dict[str, Any]:
@@ -133,9 +135,12 @@ def run_phase(args: argparse.Namespace) -> None:
             result = phase_trl(args, scratch)
         else:
             result = phase_omnitune(args, scratch, args.phase.removeprefix("omnitune-"))
+    import torch
+
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({**result, "wall_s": time.perf_counter() - started,
-                      "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024}))
+    print(json.dumps({**result, "torch_threads": torch.get_num_threads(),
+                      "wall_s": time.perf_counter() - started, "cpu_s": usage.ru_utime + usage.ru_stime,
+                      "peak_rss_mb": usage.ru_maxrss / 1024}))
 
 
 def main() -> None:
