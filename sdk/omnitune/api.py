@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 
 from omnitune.config import COMPONENTS, RunConfig, load_config, validate_components
 from omnitune.errors import ConfigError
-from omnitune.plugins import Plugins, emitter, load_plugins
+from omnitune.plugins import Plugins, load_plugins
 from omnitune.registry import Kind
 
 
@@ -26,6 +27,8 @@ class RunResult:
     config: RunConfig
     task: Any = field(default=None, repr=False, compare=False)
     """The trained ``Task``; its ``model`` holds the weights saved in ``artifact``."""
+    is_main: bool = True
+    """False on the processes of a ``torchrun`` launch other than rank 0 (which reports)."""
 
 
 def compose_config(
@@ -63,13 +66,15 @@ def finetune(
     *,
     resume: bool = False,
     plugins: Plugins | None = None,
+    callbacks: Sequence[object] = (),
     overrides: tuple[str, ...] | list[str] = (),
     **fields: Any,
 ) -> RunResult:
     """Fine-tune and save an artifact; returns the final metrics and the artifact's path.
 
     ``finetune(task="text-classification", backbone="minilm-l6", dataset="rotten-tomatoes",
-    epochs=1)``; with no arguments, the built-in default run.
+    epochs=1)``; with no arguments, the built-in default run. ``callbacks`` are plugin objects
+    for this run only (a logger, a pruning callback; see ``omnitune.hookspecs``).
     """
     from omnitune import loop
     from omnitune.build import build_dataset, build_metrics, build_task
@@ -89,13 +94,12 @@ def finetune(
     if runtime.is_main:
         check_free_space(output_dir, task.model, run.train.keep_checkpoints)
     result = loop.fit(task, splits, run.train, output_dir, build_metrics(task, plugins.registry),
-                      runtime=runtime, resume=resume, emit=emitter(plugins))
+                      runtime=runtime, resume=resume, plugins=plugins, callbacks=callbacks)
     artifact = output_dir / "artifact"
-    weights = runtime.full_weights(task.model)
     if runtime.is_main:
-        save_run_artifact(artifact, run, options, task, weights, splits.info, result.metrics, plugins)
+        save_run_artifact(artifact, run, options, task, result.weights, splits.info, result.metrics, plugins)
     runtime.barrier()
-    return RunResult(result.metrics, artifact, output_dir, run, task)
+    return RunResult(result.metrics, artifact, output_dir, run, task, runtime.is_main)
 
 
 def evaluate(
@@ -168,7 +172,7 @@ def save_run_artifact(
     metrics: dict[str, float],
     plugins: Plugins,
 ) -> Path:
-    """Save ``weights`` (``Runtime.full_weights``), resolved config, data info, preprocessing and
+    """Save ``weights`` (``FitResult.weights``), resolved config, data info, preprocessing and
     metrics as one folder."""
     from omnitune.checkpoint import save_artifact
 

@@ -36,8 +36,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from omnitune import __version__
+
     parser = argparse.ArgumentParser(prog="omnitune", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"omnitune {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     plugins = commands.add_parser("plugins", help="list loaded plugins and any that failed")
@@ -59,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
         listing = commands.add_parser(command, help=f"list registered {kind}s")
         listing.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'text-*'")
         listing.add_argument("--json", action="store_true", help="print JSON")
+        listing.add_argument("--options", action="store_true",
+                             help="show each option: type, default, constraints, description")
         listing.set_defaults(handler=_list, kind=kind)
 
     train = commands.add_parser("train", help="fine-tune; with no config, the built-in default run")
@@ -132,6 +137,8 @@ def _list(args: argparse.Namespace) -> int:
     from omnitune.plugins import load_plugins
 
     found = load_plugins().registry.list(args.kind, args.pattern)
+    if args.options:
+        return _list_options(found, as_json=args.json)
     rows = [{"name": c.name, "plugin": c.plugin, "description": c.description} for c in found]
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -139,6 +146,19 @@ def _list(args: argparse.Namespace) -> int:
     width = max((len(r["name"]) for r in rows), default=0)
     for r in rows:
         print(f"{r['name']:<{width}}  [{r['plugin']}]  {r['description']}")
+    return 0
+
+
+def _list_options(found: list[Any], as_json: bool) -> int:
+    from omnitune.describe import describe_options, text_table
+
+    rows = [{"name": c.name, "plugin": c.plugin, "description": c.description,
+             "options": describe_options(c.config)} for c in found]
+    if as_json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    for row in rows:
+        print(f"{row['name']}  [{row['plugin']}]  {row['description']}\n{text_table(row['options'])}")
     return 0
 
 
@@ -154,12 +174,15 @@ def _train(args: argparse.Namespace) -> int:
         fields["overwrite"] = True
     run = compose_config(args.config, overrides=args.overrides, **fields)
     plugins = load_plugins()
-    validate_components(run, plugins.registry)
+    resolved = validate_components(run, plugins.registry)
     if args.dry_run:
-        print(json.dumps(run.model_dump(mode="json"), indent=2))
+        shown = run.model_dump(mode="json")
+        for kind, options in resolved.items():  # with every component default filled in
+            shown[kind] = {"name": shown[kind]["name"], **options.model_dump(mode="json")}
+        print(json.dumps(shown, indent=2))
         return 0
     result = finetune(run, resume=args.resume, plugins=plugins)
-    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 alone reports
+    if not result.is_main:  # under torchrun, rank 0 alone reports
         return 0
     summary = {"metrics": result.metrics, "artifact": str(result.artifact),
                "output_dir": str(result.output_dir)}

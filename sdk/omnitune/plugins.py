@@ -67,11 +67,6 @@ class Plugins:
     loaded: list[PluginInfo]
     failures: list[PluginFailure]
 
-    @property
-    def hook(self) -> Any:
-        """The hook relay, for calling loop events: ``plugins.hook.on_step_end(...)``."""
-        return self.manager.hook
-
 
 def load_plugins(
     extra: Iterable[object] = (),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+import inspect
 from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
@@ -62,10 +63,13 @@ class Contribution(BaseModel):
                 f"which could not be imported: {error}"
             ) from error
 
-    def build(self, *args: Any, **kwargs: Any) -> Any:
+    def build(self, *args: Any, context: Any = None, **kwargs: Any) -> Any:
         """Call the factory; an unexpected exception becomes a PluginError naming this
-        plugin and contribution, with the original traceback kept as its cause."""
+        plugin and contribution, with the original traceback kept as its cause. A factory
+        with a ``context`` parameter receives ``context`` (``omnitune.build.BuildContext``)."""
         factory = self.load()
+        if context is not None and "context" in inspect.signature(factory).parameters:
+            kwargs["context"] = context
         try:
             return factory(*args, **kwargs)
         except OmnituneError:
