@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from omnitune.errors import ConfigError
+from omnitune.metrics import Metric
 from omnitune.task import StepOutput, Task
 from omnitune_text.chat_encoding import IGNORE, ChatEncoder
 from omnitune_text.generation import exact_match, generate, stream, token_f1
@@ -23,7 +24,6 @@ from omnitune_text.lm_datasets import ChatExample
 from omnitune_text.lm_options import CausalLMConfig, GenerationOptions
 
 log = logging.getLogger("omnitune")
-Metric = Callable[[dict[str, torch.Tensor]], float]
 
 
 class LanguageModel(nn.Module):
