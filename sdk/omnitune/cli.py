@@ -111,9 +111,23 @@ def _parser() -> argparse.ArgumentParser:
     _add_trust_remote_code(predict)
     predict.add_argument("--json", action="store_true", help="print one JSON object per input")
     _add_batch_predict(predict)
+    _add_set(predict)
     predict.set_defaults(handler=_predict)
     _add_export(commands)
     _add_serve(commands)
+
+    chat = commands.add_parser("chat", help="chat with a causal-LM artifact in the terminal (streamed)")
+    chat.add_argument("artifact", help="artifact folder written by train")
+    chat.add_argument("--device", default="auto")
+    _add_set(chat)
+    chat.set_defaults(handler=_chat)
+
+    export_hf = commands.add_parser(
+        "export-hf", help="save a causal-LM artifact as a Hugging Face folder (LoRA merged) that "
+                          "transformers loads without omnitune")
+    export_hf.add_argument("artifact", help="artifact folder written by train")
+    export_hf.add_argument("output", help="folder to write")
+    export_hf.set_defaults(handler=_export_hf)
     return parser
 
 
@@ -344,13 +358,14 @@ def _predict(args: argparse.Namespace) -> int:
     check_device(args.device, "--device")
     inputs = read_stdin_inputs() if args.inputs == ["-"] else args.inputs
     check_inputs(inputs, text=False)  # before the model loads; the text checks follow in predict()
-    predictions = Predictor.load(args.artifact, device=args.device,
+    predictions = Predictor.load(args.artifact, device=args.device, overrides=args.overrides,
                                  trust_remote_code=args.trust_remote_code).predict(inputs)
     for raw, prediction in zip(inputs, predictions, strict=True):
         if args.json:
             print(json.dumps({"input": raw, **prediction}))
         else:
-            print(f"{prediction.get('label', prediction)}\t{raw}")
+            shown = prediction.get("label", prediction.get("generated_text", prediction))
+            print(f"{shown}\t{raw}")
     return 0
 
 
@@ -395,6 +410,44 @@ def _serve(args: argparse.Namespace) -> int:
     uvicorn.run("omnitune.serving.app:app_from_env", factory=True, host=args.host, port=args.port,
                 workers=args.workers, timeout_graceful_shutdown=args.graceful_timeout, log_level="warning")
     return 0
+def _chat(args: argparse.Namespace) -> int:
+    """Read user turns from stdin, stream each answer; the conversation is kept as history."""
+    from omnitune.predict import Predictor
+
+    predictor = Predictor.load(args.artifact, device=args.device, overrides=args.overrides)
+    stream_chat = _task_method(predictor, "stream_chat", "chat")
+    history: list[dict[str, str]] = []
+    interactive = sys.stdin.isatty()
+    while True:
+        if interactive:
+            print("> ", end="", flush=True)
+        line = sys.stdin.readline()
+        if not line or line.strip() in ("/exit", "/quit"):
+            return 0
+        history.append({"role": "user", "content": line.rstrip("\n")})
+        answer = ""
+        for piece in stream_chat(history):
+            answer += piece
+            print(piece, end="", flush=True)
+        print(flush=True)
+        history.append({"role": "assistant", "content": answer})
+
+
+def _export_hf(args: argparse.Namespace) -> int:
+    from omnitune.predict import Predictor
+
+    predictor = Predictor.load(args.artifact, device="cpu", merge_lora=True)
+    folder = _task_method(predictor, "save_pretrained", "export-hf")(Path(args.output))
+    print(f"saved {folder}")
+    return 0
+
+
+def _task_method(predictor: Any, name: str, command: str) -> Any:
+    method = getattr(predictor.task, name, None)
+    if method is None:
+        raise ConfigError(f"{command}: task {predictor.config.task.name!r} does not support it "
+                          f"(it has no {name}); it works with causal-lm artifacts")
+    return method
 
 
 if __name__ == "__main__":
