@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,25 @@ def test_heads_are_pruned_by_their_original_layer_after_dropping_layers(deep_ber
 def test_bad_shrink_options_are_refused(deep_bert: Path, options: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         backbone(deep_bert, **options)
+
+
+def test_a_timm_vit_keeps_chosen_blocks_and_its_artifact_rebuilds_them(tmp_path: Path) -> None:
+    from omnitune_vision.backbone import timm_backbone
+    from omnitune_vision.plugin import TimmBackboneConfig
+
+    full = timm_backbone(TimmBackboneConfig(model="test_vit", pretrained=False))
+    small = copy.deepcopy(full)
+    small.shrink(layers=[0, 3, 5])
+    assert len(small.model.blocks) == 3 and small.num_layers == full.num_layers - 3
+    for position, index in enumerate([0, 3, 5]):
+        kept, source = small.model.blocks[position].state_dict(), full.model.blocks[index].state_dict()
+        assert all(torch.equal(kept[name], source[name]) for name in source)
+    assert parameters(full) - parameters(small) == 3 * parameters(full.model.blocks[0])
+
+    small.export(tmp_path)
+    rebuilt = timm_backbone(TimmBackboneConfig(model="test_vit", pretrained=False), export_dir=tmp_path)
+    rebuilt.load_state_dict(small.state_dict())  # strict: the same three blocks
+    images = torch.randn(2, 3, 160, 160)
+    torch.testing.assert_close(rebuilt.eval()(images), small.eval()(images))
+    with pytest.raises(ConfigError, match="test_resnet has no sequence of identical blocks"):
+        timm_backbone(TimmBackboneConfig(model="test_resnet", pretrained=False, layers=[0]))
