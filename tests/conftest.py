@@ -168,3 +168,13 @@ def example_plugins(example_env: PluginEnv, monkeypatch: pytest.MonkeyPatch) -> 
     yield example_env
     for name in [m for m in sys.modules if m.split(".")[0] in ("acme_tabular", "acme_csv_logger")]:
         del sys.modules[name]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``gpu`` tests run wherever CUDA is present and are skipped elsewhere."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -92,3 +92,11 @@ def test_the_kit_fails_a_case_whose_bad_value_is_accepted(tmp_path: Path, exampl
     lenient = ConformanceCase("lenient", tabular_classification, [[0, 0, 0]], invalid=["dataset.seed=3"])
     with pytest.raises(ConformanceError, match="lenient: bad-config: --set dataset.seed=3 was accepted"):
         CHECKS["bad-config"](lenient, tmp_path)
+
+
+def test_run_all_runs_every_check_in_a_row(tmp_path: Path) -> None:
+    from omnitune.testing import run_all
+
+    recommendation_case = next(case for case in CASES if case.name == "recommendation")
+    run_all(recommendation_case, tmp_path)
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(CHECKS)

@@ -34,6 +34,13 @@ class TextBackbone(nn.Module):
         self.num_layers: int = encoder.config.num_hidden_layers + 1
 
     @property
+    def max_tokens(self) -> int | None:
+        """The longest input the encoder's position embeddings (and its tokenizer) allow."""
+        limits = [getattr(self.encoder.config, "max_position_embeddings", None),
+                  self.tokenizer.model_max_length if self.tokenizer.model_max_length < 10**7 else None]
+        return min((limit for limit in limits if limit), default=None)
+
+    @property
     def lora_target_modules(self) -> list[str] | None:
         """peft's usual LoRA targets for this architecture (e.g. query and value for BERT)."""
         from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING

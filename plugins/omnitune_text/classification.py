@@ -33,12 +33,17 @@ class TextClassification(Task):
     metrics = ("accuracy", "macro_f1")
     monitor = "accuracy"
     monitor_mode = "max"
+    input_kind = "text"  # Predictor.predict takes strings only
 
     def __init__(self, config: TextClassificationConfig, *, backbone: TextBackbone,
                  head: Callable[[int, int], nn.Module], data_info: dict[str, Any]) -> None:
         if not isinstance(backbone, TextBackbone):
             raise ConfigError("text-classification needs a text backbone (transformers, minilm-l6), "
                               f"got {type(backbone).__name__}")
+        limit = backbone.max_tokens
+        if limit is not None and config.max_length > limit:
+            raise ConfigError(f"task.max_length: {config.max_length} is beyond this backbone's "
+                              f"{limit} positions; set task.max_length <= {limit}")
         if bool(data_info.get("multi_label")) != config.multi_label:
             raise ConfigError(
                 f"task.multi_label is {config.multi_label} but the dataset's labels are "

@@ -1,6 +1,6 @@
 """The ``omnitune`` command line. Exit codes: 0 ok, 1 unexpected error, 2 config error,
 3 data error, 4 plugin error, 5 asset error, 6 checkpoint error, 7 non-finite loss,
-130 interrupted (a checkpoint was saved; continue with --resume)."""
+8 output_dir in use by another run, 130 interrupted (a checkpoint was saved; continue with --resume)."""
 
 from __future__ import annotations
 
@@ -36,8 +36,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from omnitune import __version__
+
     parser = argparse.ArgumentParser(prog="omnitune", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"omnitune {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     plugins = commands.add_parser("plugins", help="list loaded plugins and any that failed")
@@ -59,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
         listing = commands.add_parser(command, help=f"list registered {kind}s")
         listing.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'text-*'")
         listing.add_argument("--json", action="store_true", help="print JSON")
+        listing.add_argument("--options", action="store_true",
+                             help="show each option: type, default, constraints, description")
         listing.set_defaults(handler=_list, kind=kind)
 
     train = commands.add_parser("train", help="fine-tune; with no config, the built-in default run")
@@ -76,12 +81,15 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="test", choices=["train", "validation", "test"])
     _add_set(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print JSON")
+    _add_trust_remote_code(evaluate)
     evaluate.set_defaults(handler=_eval)
 
     predict = commands.add_parser("predict", help="predict with an artifact on raw inputs")
     predict.add_argument("artifact", help="artifact folder written by train")
-    predict.add_argument("inputs", nargs="+", help="raw inputs: texts, file paths or ids")
-    predict.add_argument("--device", default="auto")
+    predict.add_argument("inputs", nargs="+", help="raw inputs: texts, file paths or ids; '-' reads "
+                                                   "one input per line from standard input")
+    predict.add_argument("--device", default="auto", help="auto, cpu, mps, cuda or cuda:N")
+    _add_trust_remote_code(predict)
     predict.add_argument("--json", action="store_true", help="print one JSON object per input")
     predict.set_defaults(handler=_predict)
     return parser
@@ -90,6 +98,11 @@ def _parser() -> argparse.ArgumentParser:
 def _add_set(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set train.lr=3e-5 (repeatable)")
+
+
+def _add_trust_remote_code(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="allow the artifact to run Python code shipped in its own files")
 
 
 def _plugins(args: argparse.Namespace) -> int:
@@ -118,6 +131,8 @@ def _list(args: argparse.Namespace) -> int:
     from omnitune.plugins import load_plugins
 
     found = load_plugins().registry.list(args.kind, args.pattern)
+    if args.options:
+        return _list_options(found, as_json=args.json)
     rows = [{"name": c.name, "plugin": c.plugin, "description": c.description} for c in found]
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -125,6 +140,19 @@ def _list(args: argparse.Namespace) -> int:
     width = max((len(r["name"]) for r in rows), default=0)
     for r in rows:
         print(f"{r['name']:<{width}}  [{r['plugin']}]  {r['description']}")
+    return 0
+
+
+def _list_options(found: list[Any], as_json: bool) -> int:
+    from omnitune.describe import describe_options, text_table
+
+    rows = [{"name": c.name, "plugin": c.plugin, "description": c.description,
+             "options": describe_options(c.config)} for c in found]
+    if as_json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    for row in rows:
+        print(f"{row['name']}  [{row['plugin']}]  {row['description']}\n{text_table(row['options'])}")
     return 0
 
 
@@ -140,12 +168,15 @@ def _train(args: argparse.Namespace) -> int:
         fields["overwrite"] = True
     run = compose_config(args.config, overrides=args.overrides, **fields)
     plugins = load_plugins()
-    validate_components(run, plugins.registry)
+    resolved = validate_components(run, plugins.registry)
     if args.dry_run:
-        print(json.dumps(run.model_dump(mode="json"), indent=2))
+        shown = run.model_dump(mode="json")
+        for kind, options in resolved.items():  # with every component default filled in
+            shown[kind] = {"name": shown[kind]["name"], **options.model_dump(mode="json")}
+        print(json.dumps(shown, indent=2))
         return 0
     result = finetune(run, resume=args.resume, plugins=plugins)
-    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 alone reports
+    if not result.is_main:  # under torchrun, rank 0 alone reports
         return 0
     summary = {"metrics": result.metrics, "artifact": str(result.artifact),
                "output_dir": str(result.output_dir)}
@@ -161,16 +192,22 @@ def _train(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from omnitune.api import evaluate
 
-    metrics = evaluate(args.artifact, split=args.split, overrides=args.overrides)
+    metrics = evaluate(args.artifact, split=args.split, overrides=args.overrides,
+                       trust_remote_code=args.trust_remote_code)
     print(json.dumps(metrics) if args.json else "\n".join(f"{k}: {v:.4f}" for k, v in metrics.items()))
     return 0
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from omnitune.inputs import check_device, check_inputs, read_stdin_inputs
     from omnitune.predict import Predictor
 
-    predictions = Predictor.load(args.artifact, device=args.device).predict(args.inputs)
-    for raw, prediction in zip(args.inputs, predictions, strict=True):
+    check_device(args.device, "--device")
+    inputs = read_stdin_inputs() if args.inputs == ["-"] else args.inputs
+    check_inputs(inputs, text=False)  # before the model loads; the text checks follow in predict()
+    predictions = Predictor.load(args.artifact, device=args.device,
+                                 trust_remote_code=args.trust_remote_code).predict(inputs)
+    for raw, prediction in zip(inputs, predictions, strict=True):
         if args.json:
             print(json.dumps({"input": raw, **prediction}))
         else:
