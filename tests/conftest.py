@@ -45,8 +45,8 @@ def tiny_bert_without_dropout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert-no-dropout"), dropout=0.0)
 
 
-def save_tiny_bert(folder: Path, dropout: float = 0.1) -> Path:
-    """Write the tiny BERT and its tokenizer into ``folder``."""
+def save_tiny_bert(folder: Path, dropout: float = 0.1, layers: int = 2, heads: int = 2) -> Path:
+    """Write the tiny BERT (``layers`` layers of ``heads`` heads) and its tokenizer into ``folder``."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
@@ -58,8 +58,8 @@ def save_tiny_bert(folder: Path, dropout: float = 0.1) -> Path:
         single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
     BertTokenizerFast(tokenizer_object=words, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
                       sep_token="[SEP]", mask_token="[MASK]").save_pretrained(folder)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=37, max_position_embeddings=64,
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=layers,
+                        num_attention_heads=heads, intermediate_size=37, max_position_embeddings=64,
                         hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     torch.manual_seed(0)
     BertModel(config).save_pretrained(folder)

@@ -22,6 +22,10 @@ class TimmBackboneConfig(Options):
         None, description="Local weights file (.safetensors, or .pth/.pt/.bin read with weights_only)."
     )
     drop_path_rate: float = Field(0.0, ge=0, lt=1, description="Stochastic depth, where the model has it.")
+    layers: list[int] | None = Field(
+        None, min_length=1, description="Keep only these transformer blocks (increasing indices) of "
+        "a ViT-style model, with their weights; null: all."
+    )
 
     @model_validator(mode="after")
     def _one_weight_source(self) -> TimmBackboneConfig:

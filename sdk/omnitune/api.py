@@ -83,8 +83,9 @@ def finetune(
     for this run only (a logger, a pruning callback; see ``omnitune.hookspecs``).
     """
     from omnitune import loop
-    from omnitune.build import build_dataset, build_metrics, build_task
+    from omnitune.build import build_dataset, build_initial_task, build_metrics
     from omnitune.card import write_model_card
+    from omnitune.distill import Distiller
     from omnitune.loggers import attached, create_loggers
     from omnitune.provenance import reproducibility
     from omnitune.runtime import Runtime, seed_everything
@@ -99,13 +100,16 @@ def finetune(
     runtime.barrier()
     seed_everything(run.train.seed)
     splits = build_dataset(run, options, plugins.registry)
-    task = build_task(run, options, plugins.registry, splits.info)
+    task = build_initial_task(run, options, plugins.registry, splits.info)
     if runtime.is_main:
         check_free_space(output_dir, task.model, run.train.keep_checkpoints)
+    distiller = Distiller.create(run.train.distill, task, run.task.name, splits.info, runtime,
+                                 plugins) if run.train.distill else None
     loggers = create_loggers(run, output_dir) if runtime.is_main else []
     with attached(plugins, loggers):
         result = loop.fit(task, splits, run.train, output_dir, build_metrics(task, plugins.registry),
-                          runtime=runtime, resume=resume, plugins=plugins, callbacks=callbacks)
+                          runtime=runtime, resume=resume, plugins=plugins, callbacks=callbacks,
+                          distiller=distiller)
     artifact = output_dir / "artifact"
     if runtime.is_main:
         save_run_artifact(artifact, run, options, task, result.weights, splits.info, result.metrics, plugins,

@@ -74,6 +74,22 @@ def build_task(
     return task
 
 
+def build_initial_task(config: RunConfig, options: dict[Kind, BaseModel], registry: Registry,
+                       data_info: dict[str, Any]) -> Task:
+    """``build_task`` for training: from the pretrained backbone, or with ``train.init_from``
+    from that artifact's architecture and weights."""
+    if config.train.init_from is None:
+        return build_task(config, options, registry, data_info)
+    from omnitune.checkpoint import WEIGHTS, load_weights
+
+    artifact = Path(config.train.init_from)
+    exported = artifact / "backbone"
+    task = build_task(config, options, registry, data_info,
+                      export_dir=exported if exported.is_dir() else None)
+    load_weights(task.model, artifact / WEIGHTS)
+    return task
+
+
 def build_metrics(task: Task, registry: Registry) -> dict[str, Metric]:
     """The metric functions a task asks for, by registered name."""
     return {name: registry.get("metric", name).build(None) for name in task.metrics}

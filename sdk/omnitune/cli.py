@@ -103,6 +103,8 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--json", action="store_true", help="print one JSON object per input")
     explain.set_defaults(handler=_explain)
 
+    _add_compress(commands)
+
     predict = commands.add_parser("predict", help="predict with an artifact (or bundle) on raw inputs")
     predict.add_argument("artifact", help="artifact folder written by train, or a bundle from export")
     predict.add_argument("inputs", nargs="*", help="raw inputs: texts, file paths or ids; '-' reads "
@@ -180,6 +182,8 @@ def _add_serve(commands: Any) -> None:
     serve.add_argument("--graceful-timeout", type=float, default=30.0,
                        help="seconds in-flight requests get to finish after SIGTERM")
     serve.set_defaults(handler=_serve)
+
+
 def _add_tune(commands: Any) -> None:
     tune = commands.add_parser("tune", help="search hyperparameters with Optuna: pruning, "
                                "resumable, parallel across processes and machines")
@@ -203,6 +207,46 @@ def _add_tune(commands: Any) -> None:
     tune.add_argument("--keep-all", action="store_true", help="keep every complete trial's artifact")
     _add_set(tune)
     tune.set_defaults(handler=_tune)
+
+
+def _add_compress(commands: Any) -> None:
+    compress = commands.add_parser(
+        "compress", help="a smaller student from an artifact's own weights (layers kept, heads "
+                         "pruned), optionally fine-tuned with distillation from it")
+    compress.add_argument("artifact", help="artifact folder of the teacher, written by train")
+    compress.add_argument("--output-dir", required=True, help="where the student run and artifact go")
+    compress.add_argument("--layers", type=_layer_list, metavar="I,J,...",
+                          help="encoder layers to keep, e.g. 0,2,4")
+    compress.add_argument("--prune-heads", type=_head_map, metavar="'{LAYER: [HEAD, ...]}'",
+                          help="attention heads to remove, by original layer, e.g. '{0: [1, 5]}'")
+    compress.add_argument("--fine-tune", action="store_true", help="then fine-tune the student")
+    compress.add_argument("--distill", action="store_true",
+                          help="then fine-tune it learning from the artifact too (train.distill)")
+    _add_set(compress)
+    compress.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    compress.set_defaults(handler=_compress)
+
+
+def _layer_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected layer indices like 0,2,4, got {text!r}") from error
+
+
+def _head_map(text: str) -> dict[int, list[int]]:
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise argparse.ArgumentTypeError(f"expected a mapping like '{{0: [1, 5]}}': {error}") from error
+    valid = isinstance(value, dict) and all(
+        isinstance(k, int) and isinstance(v, list) and all(isinstance(h, int) for h in v)
+        for k, v in value.items())
+    if not valid:
+        raise argparse.ArgumentTypeError(f"expected a mapping like '{{0: [1, 5]}}', got {text!r}")
+    return value
 
 
 def _add_set(parser: argparse.ArgumentParser) -> None:
@@ -344,6 +388,21 @@ def _explain(args: argparse.Namespace) -> int:
             print(f"{e.label}\t{terminal_text(e) if e.tokens else written}")
     if explanations and explanations[0].tokens is not None:
         (output / "explanation.html").write_text(html_text(explanations), encoding="utf-8")
+    return 0
+
+
+def _compress(args: argparse.Namespace) -> int:
+    from omnitune.compress import compress
+
+    artifact = compress(args.artifact, args.output_dir, layers=args.layers, prune_heads=args.prune_heads,
+                        fine_tune=args.fine_tune, distill=args.distill, overrides=args.overrides)
+    metrics = json.loads((artifact / "metrics.json").read_text(encoding="utf-8"))
+    if args.json:
+        print(json.dumps({"metrics": metrics, "artifact": str(artifact)}))
+    else:
+        print("\n".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}"
+                        for k, v in metrics.items()))
+        print(f"artifact: {artifact}")
     return 0
 
 

@@ -69,6 +69,19 @@ class TrackingSettings(BaseModel):
     )
 
 
+class DistillSettings(BaseModel):
+    """Knowledge distillation from a fine-tuned teacher artifact (Hinton et al.)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    teacher: str = Field(min_length=1, description="Artifact folder of the teacher (same labels).")
+    temperature: float = Field(2.0, gt=0, description="Softens both distributions: logits / T.")
+    alpha: float = Field(0.5, ge=0, le=1, description="Weight of the distillation term; the task "
+                         "loss gets 1 - alpha.")
+    cache_logits: bool = Field(False, description="Compute the teacher's logits on the training "
+                               "split once, before the first epoch, instead of at every step.")
+
+
 class TrainConfig(BaseModel):
     """How the loop trains: optimisation, schedule, evaluation, checkpoints, hardware.
     Numbers are finite (no ``.inf``/``.nan``) and counts bounded, so a typo fails here."""
@@ -119,6 +132,10 @@ class TrainConfig(BaseModel):
     on_nonfinite_loss: Literal["stop", "skip"] = Field(
         "stop", description="A NaN/inf loss stops the run, or its step is skipped."
     )
+    init_from: str | None = Field(
+        None, description="Artifact folder whose weights start the run (same architecture)."
+    )
+    distill: DistillSettings | None = Field(None, description="Learn from a teacher artifact too.")
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes.")
     log_every: int = Field(10, ge=1, description="Log training loss every N steps.")
     loggers: list[LoggerName] = Field(

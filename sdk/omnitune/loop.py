@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from omnitune import checkpoint as ckpt
 from omnitune.config import TrainConfig
 from omnitune.data import Splits
+from omnitune.distill import Distiller
 from omnitune.errors import ConfigError, TrainingError, TrainingInterrupted
 from omnitune.events import RunEvents, run_events
 from omnitune.metrics import Metric
@@ -73,18 +74,21 @@ def fit(
     resume: bool = False,
     plugins: Plugins | None = None,
     callbacks: Sequence[object] = (),
+    distiller: Distiller | None = None,
 ) -> FitResult:
     """Train ``task.model`` on ``splits.train``; evaluate, checkpoint and early-stop on the
     validation split; load the best weights; evaluate on the test split.
 
     Loop events go to ``plugins`` and to ``callbacks``, objects registered for this run only
-    (see ``omnitune.hookspecs``). Under ``torchrun`` every process calls ``fit``; only rank 0
-    logs, emits loop events and writes checkpoints.
+    (see ``omnitune.hookspecs``). A ``distiller`` (``train.distill``) adds its loss terms like a
+    callback and gives the training batches the teacher's logits or inputs. Under ``torchrun``
+    every process calls ``fit``; only rank 0 logs, emits loop events and writes checkpoints.
     """
     runtime = runtime or Runtime.create(train.device, train.precision, train.distributed)
     logger = ProgressLogger(log_every=train.log_every, progress=train.progress)
-    with run_events(plugins, [logger, *callbacks], emit_events=runtime.is_main) as events:
-        return _Fit(task, splits, train, output_dir, metric_fns, runtime, events).run(resume)
+    callbacks = [logger, *callbacks, *([distiller] if distiller is not None else [])]
+    with run_events(plugins, callbacks, emit_events=runtime.is_main) as events:
+        return _Fit(task, splits, train, output_dir, metric_fns, runtime, events, distiller).run(resume)
 
 
 @torch.no_grad()
@@ -144,9 +148,10 @@ class _Fit:
     """One call of ``fit``, as a recipe: set up, train epoch by epoch, clean up."""
 
     def __init__(self, task: Task, splits: Splits, train: TrainConfig, output_dir: Path,
-                 metric_fns: dict[str, Metric], runtime: Runtime, events: RunEvents) -> None:
+                 metric_fns: dict[str, Metric], runtime: Runtime, events: RunEvents,
+                 distiller: Distiller | None = None) -> None:
         self.task, self.splits, self.train, self.runtime = task, splits, train, runtime
-        self.metric_fns, self.events = metric_fns, events
+        self.metric_fns, self.events, self.distiller = metric_fns, events, distiller
         self.checkpoints = output_dir / "checkpoints"
         self.best_weights = output_dir / "best" / ckpt.WEIGHTS
         self.output_dir = output_dir
@@ -292,6 +297,9 @@ class _Fit:
                 log.warning("--resume: no checkpoint under %s; starting from scratch", self.checkpoints)
             seed_everything(self.train.seed + self.runtime.rank)
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        if self.distiller is not None and self.train.distill.cache_logits:
+            self.distiller.cache_logits(self.splits.train, self.runtime,
+                                        self.train.eval_batch_size or self.train.batch_size)
 
     def _restore(self, latest: Path, weights: ckpt.Weights, training_state: dict[str, Any]) -> None:
         self.runtime.check_layout(latest, training_state)
@@ -307,9 +315,12 @@ class _Fit:
     def _epoch_batches(self) -> Iterator[dict[str, Any]]:
         order = list(epoch_order(len(self.splits.train), self.train.seed, self.state.epoch))
         mine = self.runtime.shard(order, even=True)
-        loader = DataLoader(self.splits.train, batch_size=self.train.batch_size,
+        examples, collate = self.splits.train, self.task.collate
+        if self.distiller is not None:  # batches carry the teacher's logits or inputs
+            examples, collate = self.distiller.dataset(examples), self.distiller.collate
+        loader = DataLoader(examples, batch_size=self.train.batch_size,
                             sampler=mine[self.state.batches_in_epoch * self.train.batch_size:],
-                            collate_fn=self.task.collate, num_workers=self.train.num_workers,
+                            collate_fn=collate, num_workers=self.train.num_workers,
                             generator=data_generator(self.train.seed), pin_memory=self.runtime.pin_memory)
         return iter(loader)
 

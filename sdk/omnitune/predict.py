@@ -24,8 +24,10 @@ from omnitune.task import Task
 class Predictor:
     """Rebuilds a fine-tuned model through the registry and predicts on raw inputs."""
 
-    def __init__(self, task: Task, config: RunConfig, runtime: Runtime, plugins: Plugins) -> None:
+    def __init__(self, task: Task, config: RunConfig, runtime: Runtime, plugins: Plugins,
+                 data_info: dict[str, Any] | None = None) -> None:
         self.task, self.config, self.runtime, self.plugins = task, config, runtime, plugins
+        self.data_info: dict[str, Any] = data_info or {}
         task.model.to(runtime.device).eval()
 
     @classmethod
@@ -45,14 +47,14 @@ class Predictor:
             refuse_remote_code(config, folder)
         plugins = plugins or load_plugins()
         options = validate_components(config, plugins.registry)
-        task = build_task(config, options, plugins.registry, _read_json(folder / "data_info.json"),
-                          export_dir=folder / "backbone")
+        data_info = _read_json(folder / "data_info.json")
+        task = build_task(config, options, plugins.registry, data_info, export_dir=folder / "backbone")
         if config.train.strategy == "lora":
             apply_lora(task.model, config.train.lora)
         load_weights(task.model, folder / WEIGHTS)
         if merge_lora:
             merge_lora_into(task.model)
-        return cls(task, config, Runtime.create(device, "fp32"), plugins)
+        return cls(task, config, Runtime.create(device, "fp32"), plugins, data_info)
 
     @torch.no_grad()
     def predict(self, inputs: Any | Sequence[Any], batch_size: int = 32) -> list[dict[str, Any]]:
