@@ -39,7 +39,8 @@ from omnitune_recsys.ranking import evaluate_scores, item_knn_scores, popularity
 
 REPORTED = ("recall_at_10", "ndcg_at_10", "mrr_at_10", "hitrate_at_10")
 RECBOLE_PROTOCOL = {"rating_threshold": None, "min_user_interactions": 1, "user_feature_columns": []}
-# Chosen on the validation split (ndcg@10) only; see the README for what was tried.
+# Chosen on the validation split (ndcg@10) only; see the README for what was tried. On RecBole's
+# protocol: full softmax beat BPR for MF and LightGCN, and both peaked within 15 epochs.
 MF_LR, TWO_TOWER_LR = 1e-2, 5e-3
 ITEM_KNN = {"neighbours": 300, "shrink": 0.0}
 COLD_FRACTION = 0.1
@@ -95,11 +96,11 @@ def recbole_protocol(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         "item-knn": timed(lambda: evaluate_scores(item_knn_scores(splits.info["train_items"], num_items,
                                                                   **ITEM_KNN), splits.test, num_items)),
         "mf-bpr": train({"name": "mf", "dim": 64}, {}, dataset, MF_LR, args.epochs, out / "mf"),
-        "mf-softmax": train({"name": "mf", "dim": 64}, {"loss": "full-softmax"}, dataset, MF_LR, args.epochs,
+        "mf-softmax": train({"name": "mf", "dim": 64}, {"loss": "full-softmax"}, dataset, MF_LR, 15,
                             out / "mf-softmax"),
         "two-tower": train(TWO_TOWER, {}, dataset, TWO_TOWER_LR, args.epochs, out / "two-tower"),
-        "lightgcn": train({"name": "lightgcn", "dim": 64}, {}, dataset, 1e-2, args.epochs, out / "lightgcn",
-                          batch_size=2048),
+        "lightgcn": train({"name": "lightgcn", "dim": 64}, {"loss": "full-softmax"}, dataset, 2e-2, 15,
+                          out / "lightgcn"),
         "sasrec": train({"name": "sasrec"}, {}, dataset, 1e-3, 20, out / "sasrec", batch_size=2048),
     }
     result: dict[str, Any] = {"dataset": {"users": len(splits.info["users"]), "items": num_items,
