@@ -47,4 +47,7 @@ def test_minilm_fine_tunes_a_few_steps(tmp_path) -> None:
     reproduced = omnitune.evaluate(result.artifact)["test_accuracy"]
     assert reproduced == pytest.approx(result.metrics["test_accuracy"])
     prediction = omnitune.Predictor.load(result.artifact).predict("An utterly charming delight.")[0]
-    assert prediction["label"] in {"fresh", "rotten"}
+    probabilities = prediction["probabilities"]
+    assert set(probabilities) == {"fresh", "rotten"}
+    assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert prediction["label"] == max(probabilities, key=probabilities.get)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -13,14 +13,25 @@ from omnitune.registry import RegisterCallback
 OMNITUNE_API_VERSION = 1
 
 
-class TransformersBackboneConfig(Options):
+class ShrinkOptions(Options):
+    layers: list[int] | None = Field(
+        None, min_length=1, description="Keep only these encoder layers (increasing indices, e.g. "
+        "[0, 2, 4] of six), with their pretrained weights; null: all."
+    )
+    prune_heads: dict[int, list[int]] | None = Field(
+        None, description="Remove attention heads for good, {layer: [head, ...]} by the original "
+        "layer index (BERT-style encoders); applied after backbone.layers."
+    )
+
+
+class TransformersBackboneConfig(ShrinkOptions):
     model: str = Field(min_length=1, description="Hugging Face hub id or local model folder.")
     pooling: Literal["cls", "mean"] = Field("cls", description="How token states become one vector.")
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit).")
     trust_remote_code: bool = Field(False, description="Run the model repo's own code. Off by default.")
 
 
-class MiniLMConfig(Options):
+class MiniLMConfig(ShrinkOptions):
     pooling: Literal["cls", "mean"] = Field("mean", description="mean, as the model was trained.")
 
 
@@ -94,6 +105,15 @@ def register_datasets(register: RegisterCallback) -> None:
     register("movielens-genres", "omnitune_text.lm_datasets:movielens_genres",
              config=lm_options.MovieLensGenresConfig,
              description="MovieLens 100k movie title -> genres (1,681 movies), split by movie.")
+
+
+@hookimpl
+def export_spec(task: Any, config: Any) -> Any:
+    if config.task.name != "text-classification":
+        return None
+    from omnitune_text.export import text_classification_spec
+
+    return text_classification_spec(task)
 
 
 @hookimpl

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from omnitune.config import ComponentSpec, RunConfig
-from omnitune.data import Splits
+from omnitune.data import Splits, warn_small_splits
 from omnitune.errors import PluginError
 from omnitune.metrics import Metric
 from omnitune.registry import Kind, Registry
@@ -47,6 +47,7 @@ def build_dataset(config: RunConfig, options: dict[Kind, BaseModel], registry: R
                           "expected omnitune.data.Splits")
     if not splits.train:
         raise PluginError(f"dataset {config.dataset.name!r} has an empty training split")
+    warn_small_splits(splits, config.dataset.name)
     return splits
 
 
@@ -70,6 +71,22 @@ def build_task(
     if not isinstance(task, Task):
         raise PluginError(f"task {config.task.name!r} returned {type(task).__name__}, "
                           "expected an omnitune.task.Task")
+    return task
+
+
+def build_initial_task(config: RunConfig, options: dict[Kind, BaseModel], registry: Registry,
+                       data_info: dict[str, Any]) -> Task:
+    """``build_task`` for training: from the pretrained backbone, or with ``train.init_from``
+    from that artifact's architecture and weights."""
+    if config.train.init_from is None:
+        return build_task(config, options, registry, data_info)
+    from omnitune.checkpoint import WEIGHTS, load_weights
+
+    artifact = Path(config.train.init_from)
+    exported = artifact / "backbone"
+    task = build_task(config, options, registry, data_info,
+                      export_dir=exported if exported.is_dir() else None)
+    load_weights(task.model, artifact / WEIGHTS)
     return task
 
 

@@ -18,10 +18,12 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
 from omnitune import checkpoint as ckpt
 from omnitune.config import TrainConfig
 from omnitune.data import Splits
+from omnitune.distill import Distiller
 from omnitune.errors import ConfigError, TrainingError, TrainingInterrupted
 from omnitune.events import RunEvents, run_events
 from omnitune.metrics import Metric
@@ -72,18 +74,21 @@ def fit(
     resume: bool = False,
     plugins: Plugins | None = None,
     callbacks: Sequence[object] = (),
+    distiller: Distiller | None = None,
 ) -> FitResult:
     """Train ``task.model`` on ``splits.train``; evaluate, checkpoint and early-stop on the
     validation split; load the best weights; evaluate on the test split.
 
     Loop events go to ``plugins`` and to ``callbacks``, objects registered for this run only
-    (see ``omnitune.hookspecs``). Under ``torchrun`` every process calls ``fit``; only rank 0
-    logs, emits loop events and writes checkpoints.
+    (see ``omnitune.hookspecs``). A ``distiller`` (``train.distill``) adds its loss terms like a
+    callback and gives the training batches the teacher's logits or inputs. Under ``torchrun``
+    every process calls ``fit``; only rank 0 logs, emits loop events and writes checkpoints.
     """
     runtime = runtime or Runtime.create(train.device, train.precision, train.distributed)
     logger = ProgressLogger(log_every=train.log_every, progress=train.progress)
-    with run_events(plugins, [logger, *callbacks], emit_events=runtime.is_main) as events:
-        return _Fit(task, splits, train, output_dir, metric_fns, runtime, events).run(resume)
+    callbacks = [logger, *callbacks, *([distiller] if distiller is not None else [])]
+    with run_events(plugins, callbacks, emit_events=runtime.is_main) as events:
+        return _Fit(task, splits, train, output_dir, metric_fns, runtime, events, distiller).run(resume)
 
 
 @torch.no_grad()
@@ -97,9 +102,10 @@ def evaluate(
     batch_size: int = 64,
     num_workers: int = 0,
     prefix: str = "eval",
+    progress: bool = False,
 ) -> dict[str, float]:
     """Mean loss and every metric over ``examples``, keyed ``{prefix}_{name}``. Each process
-    evaluates its shard; metrics are computed over all of them."""
+    evaluates its shard; metrics are computed over all of them. ``progress`` shows a bar."""
     was_training = model.training
     model.eval()
     shard = runtime.shard(list(examples), even=False)
@@ -107,7 +113,8 @@ def evaluate(
                         num_workers=num_workers, generator=data_generator(0), pin_memory=runtime.pin_memory)
     lockstep = runtime.lockstep(len(loader))  # agreed before any batch: FSDP forwards are collectives
     loss_sum, count, collected = 0.0, 0, []
-    for batch in loader:
+    for batch in tqdm(loader, desc=prefix, unit="batch", leave=False, disable=not progress,
+                      dynamic_ncols=True):
         items = task.num_items(batch)
         with runtime.autocast():
             out: StepOutput = task.evaluation_step(model, runtime.to_device(batch))
@@ -141,9 +148,10 @@ class _Fit:
     """One call of ``fit``, as a recipe: set up, train epoch by epoch, clean up."""
 
     def __init__(self, task: Task, splits: Splits, train: TrainConfig, output_dir: Path,
-                 metric_fns: dict[str, Metric], runtime: Runtime, events: RunEvents) -> None:
+                 metric_fns: dict[str, Metric], runtime: Runtime, events: RunEvents,
+                 distiller: Distiller | None = None) -> None:
         self.task, self.splits, self.train, self.runtime = task, splits, train, runtime
-        self.metric_fns, self.events = metric_fns, events
+        self.metric_fns, self.events, self.distiller = metric_fns, events, distiller
         self.checkpoints = output_dir / "checkpoints"
         self.best_weights = output_dir / "best" / ckpt.WEIGHTS
         self.output_dir = output_dir
@@ -281,17 +289,19 @@ class _Fit:
                 if removed := ckpt.remove_staging(directory):
                     log.info("removed %d half-written folder(s) under %s", removed, directory)
         self.runtime.barrier()
-        latest = ckpt.latest_checkpoint(self.checkpoints)
-        if resume and latest is not None:
-            self._restore(latest)
+        found = ckpt.load_latest_checkpoint(self.checkpoints) if resume else None
+        if found is not None:
+            self._restore(*found)
         else:
             if resume:
                 log.warning("--resume: no checkpoint under %s; starting from scratch", self.checkpoints)
             seed_everything(self.train.seed + self.runtime.rank)
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        if self.distiller is not None and self.train.distill.cache_logits:
+            self.distiller.cache_logits(self.splits.train, self.runtime,
+                                        self.train.eval_batch_size or self.train.batch_size)
 
-    def _restore(self, latest: Path) -> None:
-        weights, training_state = ckpt.load_checkpoint(latest)
+    def _restore(self, latest: Path, weights: ckpt.Weights, training_state: dict[str, Any]) -> None:
         self.runtime.check_layout(latest, training_state)
         self.runtime.load_full_weights(self.model, weights, latest)
         self.runtime.load_optimizer_state(self.model, self.optimizer, training_state["optimizer"])
@@ -305,9 +315,12 @@ class _Fit:
     def _epoch_batches(self) -> Iterator[dict[str, Any]]:
         order = list(epoch_order(len(self.splits.train), self.train.seed, self.state.epoch))
         mine = self.runtime.shard(order, even=True)
-        loader = DataLoader(self.splits.train, batch_size=self.train.batch_size,
+        examples, collate = self.splits.train, self.task.collate
+        if self.distiller is not None:  # batches carry the teacher's logits or inputs
+            examples, collate = self.distiller.dataset(examples), self.distiller.collate
+        loader = DataLoader(examples, batch_size=self.train.batch_size,
                             sampler=mine[self.state.batches_in_epoch * self.train.batch_size:],
-                            collate_fn=self.task.collate, num_workers=self.train.num_workers,
+                            collate_fn=collate, num_workers=self.train.num_workers,
                             generator=data_generator(self.train.seed), pin_memory=self.runtime.pin_memory)
         return iter(loader)
 
@@ -367,7 +380,8 @@ class _Fit:
     def _evaluate(self, examples: Sequence[Any], prefix: str) -> dict[str, float]:
         metrics = evaluate(self.task, self.model, examples, self.runtime, self.metric_fns,
                            batch_size=self.train.eval_batch_size or self.train.batch_size,
-                           num_workers=self.train.num_workers, prefix=prefix)
+                           num_workers=self.train.num_workers, prefix=prefix,
+                           progress=self.train.progress and self.runtime.is_main)
         self.events.emit("on_evaluate_end", state=self.state, split=prefix, metrics=metrics)
         return metrics
 

@@ -62,6 +62,5 @@ class ProgressLogger:
 def _truncate(path: Path, step: int) -> None:
     if not path.is_file():
         return
-    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-            if line and json.loads(line).get("step", 0) <= step]
+    kept = ckpt.log_lines_up_to(path, step)
     ckpt.atomic_write_text(path, "".join(line + "\n" for line in kept))

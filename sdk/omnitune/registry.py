@@ -11,11 +11,19 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from omnitune.errors import ConfigError, DuplicateNameError, OmnituneError, PluginError, UnknownNameError
+from omnitune.errors import (
+    ConfigError,
+    DuplicateNameError,
+    OmnituneError,
+    PluginError,
+    UnknownNameError,
+    shorten,
+)
 from omnitune.options import Options
 
 Kind = Literal["task", "backbone", "head", "dataset", "metric"]
 KINDS: tuple[Kind, ...] = ("task", "backbone", "head", "dataset", "metric")
+MAX_NAMES_LISTED = 20
 
 
 class NoOptions(Options):
@@ -133,8 +141,11 @@ class Registry:
             return entries[name]
         close = difflib.get_close_matches(name, entries, n=3, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        known = ", ".join(sorted(entries)) or "none"
-        raise UnknownNameError(f"unknown {kind} {name!r}.{hint} Registered {kind}s: {known}.")
+        if len(entries) <= MAX_NAMES_LISTED:
+            known = f" Registered {kind}s: {', '.join(sorted(entries)) or 'none'}."
+        else:
+            known = f" {len(entries)} {kind}s are registered; list them with `omnitune {kind}s`."
+        raise UnknownNameError(f"unknown {kind} {shorten(name)}.{hint}{known}")
 
     def list(self, kind: Kind, pattern: str = "*") -> list[Contribution]:
         """Contributions of ``kind`` whose names match the shell-style ``pattern``."""
@@ -170,6 +181,6 @@ def format_validation_error(error: ValidationError, prefix: str = "") -> str:
     for problem in error.errors():
         location = ".".join(str(part) for part in (prefix, *problem["loc"]) if part != "")
         got = problem.get("input")
-        shown = "" if problem["type"] == "missing" or isinstance(got, dict) else f" (got {got!r})"
+        shown = "" if problem["type"] == "missing" or isinstance(got, dict) else f" (got {shorten(got)})"
         lines.append(f"{location or '<root>'}: {problem['msg']}{shown}")
     return "\n".join(lines)
