@@ -109,7 +109,7 @@ def phase_trl(args: argparse.Namespace, scratch: str) -> dict[str, Any]:
             for e in _train_examples(args)]
     config = SFTConfig(output_dir=f"{scratch}/trl", max_steps=args.steps,
                        per_device_train_batch_size=args.batch_size, learning_rate=args.lr,
-                       lr_scheduler_type="linear", warmup_ratio=0.0, weight_decay=0.01, max_grad_norm=1.0,
+                       lr_scheduler_type="linear", warmup_steps=0, weight_decay=0.01, max_grad_norm=1.0,
                        max_length=args.max_length, packing=False, completion_only_loss=True,
                        logging_steps=10, save_strategy="no", report_to=[], use_cpu=True, seed=42,
                        dataloader_num_workers=0, disable_tqdm=True)
