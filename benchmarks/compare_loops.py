@@ -11,7 +11,7 @@ Workers run with fixed glibc malloc thresholds (see STEADY_MALLOC). The data are
 tensors, so what differs is the loop alone. Prints a table, then a JSON object as the last line
 with samples/s, time per step and peak memory of each, and the ratios omnitune/hand-written and
 omnitune/HF.
-Needs the bench extra (pip install -e '.[bench]') for HF Trainer; the image workload needs timm.
+Needs the bench extra (installed by scripts/bootstrap.sh) for HF Trainer; the image workload needs timm.
 """
 
 from __future__ import annotations
@@ -115,7 +115,6 @@ def run_omnitune(model: nn.Module, data: list, batch: int, steps: int, device: t
     from omnitune.config import TrainConfig
     from omnitune.data import Splits
     from omnitune.loop import fit
-    from omnitune.plugins import emitter
     from omnitune.runtime import Runtime
     from omnitune.task import StepOutput, Task
 
@@ -146,9 +145,8 @@ def run_omnitune(model: nn.Module, data: list, batch: int, steps: int, device: t
     config = TrainConfig(max_steps=steps, batch_size=batch, lr=1e-4, warmup_ratio=0.0,
                          weight_decay=0.01, precision=precision, progress=False, log_every=10**6)
     with tempfile.TemporaryDirectory() as scratch:
-        clock = emitter(omnitune.load_plugins([Clock()], autoload=False))
         fit(Benchmark(), Splits(train=data), config, Path(scratch), {}, runtime=Runtime(device, precision),
-            emit=clock)
+            callbacks=[Clock()])
     return stamps
 
 

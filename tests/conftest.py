@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import os
 import random
 import subprocess
 import sys
 import sysconfig
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,8 @@ import pytest
 import torch
 
 import omnitune
+
+pytest_plugins = ["deploy_fixtures"]  # tiny artifacts and bundles of every task, for the deploy tests
 
 POSITIVE = ["great", "wonderful", "superb", "lovely", "brilliant", "delightful", "moving", "fun"]
 NEGATIVE = ["awful", "boring", "dreadful", "dull", "terrible", "clumsy", "tedious", "weak"]
@@ -41,8 +45,8 @@ def tiny_bert_without_dropout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert-no-dropout"), dropout=0.0)
 
 
-def save_tiny_bert(folder: Path, dropout: float = 0.1) -> Path:
-    """Write the tiny BERT and its tokenizer into ``folder``."""
+def save_tiny_bert(folder: Path, dropout: float = 0.1, layers: int = 2, heads: int = 2) -> Path:
+    """Write the tiny BERT (``layers`` layers of ``heads`` heads) and its tokenizer into ``folder``."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
@@ -54,8 +58,8 @@ def save_tiny_bert(folder: Path, dropout: float = 0.1) -> Path:
         single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
     BertTokenizerFast(tokenizer_object=words, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
                       sep_token="[SEP]", mask_token="[MASK]").save_pretrained(folder)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=37, max_position_embeddings=64,
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=layers,
+                        num_attention_heads=heads, intermediate_size=37, max_position_embeddings=64,
                         hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     torch.manual_seed(0)
     BertModel(config).save_pretrained(folder)
@@ -170,6 +174,31 @@ def example_plugins(example_env: PluginEnv, monkeypatch: pytest.MonkeyPatch) -> 
         del sys.modules[name]
 
 
+HUB_PROBE = "https://huggingface.co/hf-internal-testing/tiny-random-BertModel/resolve/main/config.json"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``gpu`` tests run wherever CUDA is present, ``network`` tests wherever the Hugging Face hub
+    answers; each is skipped elsewhere."""
+    skips = {"gpu": None if torch.cuda.is_available() else "needs CUDA"}
+    if any("network" in item.keywords for item in items):
+        skips["network"] = None if _hub_reachable() else "the Hugging Face hub is unreachable"
+    for item in items:
+        for marker, reason in skips.items():
+            if reason and marker in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def _hub_reachable(timeout: float = 5.0) -> bool:
+    """Whether the hub serves a file now (a model's config), not merely whether DNS answers."""
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return False
+    probe = urllib.request.Request(HUB_PROBE, method="HEAD")
+    try:
+        with urllib.request.urlopen(probe, timeout=timeout) as response:
+            return response.status == 200
+    except OSError:
+        return False
 @pytest.fixture(scope="session")
 def trained_text_run(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny BERT trained on generated reviews (one sentiment word decides the label) and

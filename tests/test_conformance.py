@@ -60,6 +60,13 @@ def recommendation(workdir: Path) -> dict:
                       {"name": "mf", "dim": 8}, batch_size=32)
 
 
+def causal_lm(workdir: Path) -> dict:
+    from lm_fixtures import lm_run, save_tiny_llama, write_capitals
+
+    model = save_tiny_llama(workdir / "llama")
+    return lm_run(model, write_capitals(workdir / "capitals.jsonl"), workdir / "run")
+
+
 CASES = [
     ConformanceCase("text-classification", text_classification, ["the film was wonderful", "dull"],
                     invalid=["task.max_length=2", "dataset.validation_fraction=1.5"]),
@@ -74,6 +81,8 @@ CASES = [
                     invalid=["backbone.channels=[]", "dataset.target=words"]),
     ConformanceCase("recommendation", recommendation, ["user1", "user2", "nobody"],
                     invalid=["backbone.dim=0", "dataset.rating_threshold=abc"]),
+    ConformanceCase("causal-lm", causal_lm, ["capital of peru?", [{"role": "user", "content": "hi"}]],
+                    invalid=["task.max_length=2", "task.top_p=0"]),
     ConformanceCase("tabular-classification (examples/acme-tabular)", tabular_classification,
                     [{"income": 90_000, "age": 70, "noise": 0}, [20_000, 20, 0.5], "50000,49,0"],
                     invalid=["backbone.depth=0", "dataset.feature_columns=[]"]),
@@ -92,3 +101,11 @@ def test_the_kit_fails_a_case_whose_bad_value_is_accepted(tmp_path: Path, exampl
     lenient = ConformanceCase("lenient", tabular_classification, [[0, 0, 0]], invalid=["dataset.seed=3"])
     with pytest.raises(ConformanceError, match="lenient: bad-config: --set dataset.seed=3 was accepted"):
         CHECKS["bad-config"](lenient, tmp_path)
+
+
+def test_run_all_runs_every_check_in_a_row(tmp_path: Path) -> None:
+    from omnitune.testing import run_all
+
+    recommendation_case = next(case for case in CASES if case.name == "recommendation")
+    run_all(recommendation_case, tmp_path)
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(CHECKS)

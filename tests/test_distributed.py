@@ -176,6 +176,18 @@ def test_fsdp_strategies_match_one_process(config, settings: dict, tmp_path: Pat
     assert_same_run(tmp_path / "fsdp", tmp_path / "one")
 
 
+def test_ddp_wraps_once_and_freeze_then_unfreeze_matches_one_process(config, tmp_path: Path) -> None:
+    # DDP wraps the model once, before the backbone is frozen: frozen parameters get no
+    # gradient (find_unused_parameters), unfrozen ones are averaged again from epoch 1.
+    for name, processes, batch_size in (("one", 1, 16), ("ddp", 2, 8)):
+        run = config(tmp_path / name, batch_size=batch_size)
+        run["train"] |= {"strategy": "freeze-then-unfreeze", "unfreeze_epoch": 1, "eval_every": None,
+                         "checkpoint_every": None}
+        launched = launch(run, processes=processes)
+        assert launched.returncode == 0, launched.stderr[-2000:]
+    assert_same_run(tmp_path / "ddp", tmp_path / "one")
+
+
 def test_the_documented_cli_command_reports_once(config, tmp_path: Path) -> None:
     run = config(tmp_path / "cli", batch_size=8)
     run["train"]["epochs"] = 1
@@ -192,7 +204,7 @@ def test_the_documented_cli_command_reports_once(config, tmp_path: Path) -> None
 def test_fsdp_units_are_the_repeated_blocks(tiny_bert: Path) -> None:
     import timm
 
-    from omnitune.runtime import repeated_blocks
+    from omnitune.strategies import repeated_blocks
     from omnitune_text.backbone import transformers_backbone
     from omnitune_text.plugin import TransformersBackboneConfig
 

@@ -3,6 +3,9 @@ version its range admits, and the torch family sits at the pins of constraints.t
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -64,3 +67,19 @@ def test_every_locked_package_has_hashes() -> None:
     for index, line in enumerate(blocks):
         if line[:1].isalnum():
             assert blocks[index + 1].strip().startswith("--hash=sha256:"), f"{line.split()[0]} has no hash"
+
+
+def test_install_check_names_a_drifted_torchaudio(tmp_path: Path) -> None:
+    """The 2026-11-29 breakage: torchaudio 2.11.1 beside torch 2.11.0. Installed over this venv
+    (first on the path), bootstrap's check must fail naming the package and both versions."""
+    fetched = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                              "--target", str(tmp_path), "torchaudio==2.11.1"],
+                             capture_output=True, text=True)
+    if fetched.returncode != 0:
+        pytest.skip(f"PyPI not reachable: {fetched.stderr.strip()[-200:]}")
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_install.py"),
+                           str(ROOT / "requirements.lock")], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert done.returncode == 1
+    assert "torchaudio: 2.11.1 is installed; requirements.lock pins 2.11.0" in done.stderr
+    assert "import torchaudio failed" in done.stderr and "torch 2.11.0" in done.stderr

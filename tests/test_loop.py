@@ -107,10 +107,8 @@ def test_freeze_then_unfreeze(tmp_path: Path) -> None:
             seen.append((state.epoch, task.model.backbone[0].weight.requires_grad))
 
     plugins = omnitune.load_plugins([Watch()], autoload=False)
-    from omnitune.plugins import emitter
-
     fit(task, regression_data(), train_config(strategy="freeze-then-unfreeze", unfreeze_epoch=1,
-                                              epochs=2, batch_size=10), tmp_path, {}, emit=emitter(plugins))
+                                              epochs=2, batch_size=10), tmp_path, {}, plugins=plugins)
     assert seen == [(0, False)] * 3 + [(1, True)] * 3
 
 
@@ -127,11 +125,9 @@ def test_early_stopping_and_hooks_may_stop(tmp_path: Path) -> None:
             if state.step == 3:
                 state.should_stop = True
 
-    from omnitune.plugins import emitter
-
     plugins = omnitune.load_plugins([StopAtThree()], autoload=False)
     stopped = fit(RegressionTask(), regression_data(), train_config(epochs=5), tmp_path / "hook", {},
-                  emit=emitter(plugins))
+                  plugins=plugins)
     assert stopped.metrics["steps"] == 3
 
 
@@ -141,11 +137,9 @@ def test_a_failing_loop_hook_is_reported_and_training_goes_on(tmp_path: Path) ->
         def on_step_end(self, state: Any) -> None:
             raise RuntimeError("logger down")
 
-    from omnitune.plugins import emitter
-
     plugins = omnitune.load_plugins([Broken()], autoload=False)
     result = fit(RegressionTask(), regression_data(), train_config(epochs=1, batch_size=8), tmp_path, {},
-                 emit=emitter(plugins))
+                 plugins=plugins)
     assert result.metrics["steps"] == 4
     assert [f.hook for f in plugins.failures] == ["on_step_end"]
     assert "logger down" in plugins.failures[0].error
@@ -160,11 +154,9 @@ def test_schedule_warms_up_then_decays(tmp_path: Path) -> None:
         def on_step_end(self, logs: dict[str, float]) -> None:
             lrs.append(logs["lr"])
 
-    from omnitune.plugins import emitter
-
     fit(task, regression_data(), train_config(lr=1.0, warmup_ratio=0.25, schedule="linear", max_steps=8,
                                               batch_size=4), tmp_path, {},
-        emit=emitter(omnitune.load_plugins([Record()], autoload=False)))
+        callbacks=[Record()])
     assert lrs[:3] == pytest.approx([0.5, 1.0, 5 / 6])
     assert lrs[-1] == pytest.approx(0.0)
 

@@ -81,12 +81,12 @@ def test_transformers_audio_encoder_from_a_local_folder(tmp_path: Path, plugins:
                                  num_conv_pos_embedding_groups=4)).save_pretrained(folder)
     result = _fit_and_predict({"name": "transformers-audio", "model": str(folder)}, tmp_path, plugins)
     assert (result["artifact"] / "backbone" / "config.json").is_file()
-    assert result["prediction"]["label"] in {"low", "high"}
+    assert_two_class_prediction(result["prediction"])
 
 
 def test_cnn_mfcc_front_end_and_too_many_blocks(tmp_path: Path, plugins: omnitune.Plugins) -> None:
     result = _fit_and_predict({**tiny_cnn(), "features": "mfcc", "n_mfcc": 16}, tmp_path, plugins)
-    assert result["prediction"]["label"] in {"low", "high"}
+    assert_two_class_prediction(result["prediction"])
     from omnitune.errors import ConfigError
     from omnitune_speech.cnn import speech_cnn
     from omnitune_speech.plugin import CNNBackboneConfig
@@ -116,3 +116,11 @@ def test_ge2e_loads_the_resemblyzer_weights_and_embeds_real_speech() -> None:
         frames, frame_lengths = encoder(*stack(clips))
     assert frames.shape == (2, 101, 256) and frame_lengths.tolist() == [101, 101]
     assert (frames >= 0).all() and frames.std() > 0
+
+
+def assert_two_class_prediction(prediction: dict) -> None:
+    """A distribution over exactly the two classes, and the label is its most likely one."""
+    probabilities = prediction["probabilities"]
+    assert sorted(probabilities) == ["high", "low"]
+    assert sum(probabilities.values()) == pytest.approx(1.0)
+    assert prediction["label"] == max(probabilities, key=probabilities.get)

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from omnitune.build import BuildContext
 from omnitune.config import ComponentSpec
 from omnitune.errors import CheckpointError, ConfigError
 from omnitune_recsys.plugin import MatrixFactorizationConfig, TwoTowerConfig
@@ -28,13 +29,15 @@ TEXT_EXPORT = "text"
 @dataclass(frozen=True)
 class Catalogue:
     """What a backbone needs from the dataset: sizes, item texts, which items have training data,
-    and the users' categorical features (``user_features`` of the dataset's info, if any)."""
+    the users' categorical features (``user_features`` of the dataset's info, if any) and each
+    user's training items (the graph of graph backbones)."""
 
     num_users: int
     num_items: int
     item_texts: list[str] | None
     popularity: list[int]
     user_features: dict[str, Any] | None = None
+    train_items: list[list[int]] | None = None
 
 
 class MatrixFactorization(nn.Module):
@@ -198,27 +201,28 @@ def matrix_factorization(config: MatrixFactorizationConfig,
     return MatrixFactorization(config)
 
 
-def two_tower(config: TwoTowerConfig, export_dir: Path | None = None) -> TwoTower:
-    """The ``two-tower`` backbone. Its text backbone is taken from the registry by name; from an
-    artifact, a frozen encoder is not loaded at all (its item vectors are in the weights)."""
+def two_tower(config: TwoTowerConfig, export_dir: Path | None = None, *,
+              context: BuildContext) -> TwoTower:
+    """The ``two-tower`` backbone. Its text backbone is built by name through the run's
+    ``context``; from an artifact, a frozen encoder is not loaded at all (its item vectors are
+    in the weights)."""
     if export_dir is None:
-        return TwoTower(config, _text_backbone_loader(config.text_backbone, None))
+        return TwoTower(config, _text_backbone_loader(context, config.text_backbone, None))
     saved = export_dir / TWO_TOWER_FILE
     if not saved.is_file():
         raise CheckpointError(f"{export_dir}: {TWO_TOWER_FILE} is missing; not a two-tower artifact")
     text_features = json.loads(saved.read_text())["text_features"]
     if config.train_text_encoder:
-        return TwoTower(config, _text_backbone_loader(config.text_backbone, export_dir / TEXT_EXPORT))
+        text_export = export_dir / TEXT_EXPORT
+        return TwoTower(config, _text_backbone_loader(context, config.text_backbone, text_export))
     return TwoTower(config, None, text_features)
 
 
-def _text_backbone_loader(spec: ComponentSpec, export_dir: Path | None) -> Callable[[], nn.Module]:
+def _text_backbone_loader(context: BuildContext, spec: ComponentSpec,
+                          export_dir: Path | None) -> Callable[[], nn.Module]:
     """Validate the text backbone's options now; build it only when called."""
-    from omnitune.plugins import load_plugins
-
-    contribution = load_plugins().registry.get("backbone", spec.name)
-    options = contribution.validate_options(spec.options, where="backbone.text_backbone")
-    return lambda: contribution.load()(options, export_dir=export_dir)
+    build = context.builder("backbone", spec, where="backbone.text_backbone")
+    return lambda: build(export_dir=export_dir)
 
 
 def _embedding(count: int, dim: int, std: float) -> nn.Embedding:

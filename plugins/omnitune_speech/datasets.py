@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omnitune.data import Splits, read_table, split_by_group, subsample
+from omnitune.data import Splits, distinct_labels, read_table, split_by_group, subsample
 from omnitune.errors import ConfigError, DataError
 from omnitune_speech.audio import AudioChecks, BadAudio, check_header
 from omnitune_speech.plugin import (
@@ -76,7 +76,8 @@ def audio_manifest(config: AudioManifestConfig) -> Splits:
         candidates.append((where, AudioExample(str(path), " ".join(target.split()), group)))
     examples = _screen(candidates, config)
     if config.target == "label":
-        return _split(examples, config, {"labels": sorted({e.target for e in examples})})
+        where = f"{manifest}, column {config.target_column!r}"
+        return _split(examples, config, {"labels": distinct_labels((e.target for e in examples), where)})
     splits = _split(examples, config, {})
     splits.info["vocabulary"] = sorted({c for e in splits.train for c in e.target})
     return splits

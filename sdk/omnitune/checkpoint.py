@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
+import pickle
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -23,6 +25,7 @@ WEIGHTS = "model.safetensors"
 TRAINING_STATE = "training_state.pt"
 COMPLETE_MARK = "complete.json"
 LATEST_POINTER = "latest"
+log = logging.getLogger("omnitune")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -30,10 +33,24 @@ def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False,
                                      encoding="utf-8") as handle:
+        os.fchmod(handle.fileno(), 0o666 & ~current_umask())  # mkstemp's 0600 ignores the umask
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(handle.name, path)
+
+
+def current_umask() -> int:
+    """The process umask (read without changing it where /proc allows)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -103,12 +120,51 @@ def latest_checkpoint(root: Path) -> Path | None:
 
 
 def load_checkpoint(path: Path) -> tuple[Weights, dict[str, Any]]:
-    """The weights and the training state of a checkpoint (tensors only, no code runs)."""
+    """The weights and the training state of a checkpoint (tensors only, no code runs: a
+    pickle that would is refused)."""
     try:
         return read_weights(path / WEIGHTS), torch.load(path / TRAINING_STATE, map_location="cpu",
                                                         weights_only=True)
-    except (OSError, RuntimeError) as error:
-        raise CheckpointError(f"checkpoint {path} could not be loaded: {error}") from error
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CheckpointError(f"checkpoint {path} could not be loaded: {detail}") from error
+
+
+def load_latest_checkpoint(root: Path) -> tuple[Path, Weights, dict[str, Any]] | None:
+    """The newest checkpoint under ``root`` that loads, with its weights and training state:
+    ``latest`` first, then the older complete ones, newest first. Each one skipped is named in a
+    warning; None when there is no checkpoint; a CheckpointError naming each when none loads."""
+    latest = latest_checkpoint(root)
+    if latest is None:
+        return None
+    problems: list[str] = []
+    for path in [latest, *(p for p in reversed(complete_checkpoints(root)) if p != latest)]:
+        try:
+            weights, training_state = load_checkpoint(path)
+        except CheckpointError as error:
+            problems.append(str(error))
+            log.warning("%s; trying an older checkpoint", error)
+            continue
+        if problems:
+            log.warning("resuming from %s, the newest checkpoint that loads", path)
+        return path, weights, training_state
+    raise CheckpointError(f"no checkpoint under {root} could be loaded:\n" + "\n".join(problems)
+                          + "\nstart afresh with --overwrite, or choose another output_dir")
+
+
+def log_lines_up_to(path: Path, step: int) -> list[str]:
+    """The records of a JSONL log whose ``step`` is at most ``step``. A line that is not a JSON
+    object (cut short by a kill in the middle of an append) is dropped with a warning."""
+    kept = []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        try:
+            record = json.loads(line) if line.strip() else None
+        except json.JSONDecodeError:
+            record = None
+            log.warning("%s, line %d: not a complete JSON record (a write cut short); dropped", path, number)
+        if isinstance(record, dict) and record.get("step", 0) <= step:
+            kept.append(line)
+    return kept
 
 
 def savable_weights(model: torch.nn.Module, state: Weights) -> Weights:
@@ -156,6 +212,7 @@ def save_weights(weights: Weights, path: Path) -> None:
     """Save ``weights`` (see ``savable_weights``) as safetensors via a temporary file and a rename."""
     staging = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     save_file(weights, str(staging))
+    staging.chmod(0o666 & ~current_umask())
     os.replace(staging, path)
 
 
@@ -185,8 +242,15 @@ def _tied_groups(model: torch.nn.Module) -> list[list[str]]:
 
 
 def _fsync_tree(directory: Path) -> None:
+    """Flush every file of ``directory`` to disk and give the tree the umask's permissions
+    (safetensors and mkdtemp create 0600/0700 files whatever the umask)."""
+    umask = current_umask()
+    directory.chmod(0o777 & ~umask)
     for path in directory.rglob("*"):
-        if path.is_file():
+        if path.is_dir():
+            path.chmod(0o777 & ~umask)
+        elif path.is_file():
+            path.chmod(0o666 & ~umask)
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())
 

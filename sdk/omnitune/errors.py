@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
+import reprlib
+from typing import Any
+
 EXIT_INTERRUPTED = 130
+MAX_ECHOED_CHARS = 200
+
+
+def shorten(value: Any, limit: int = MAX_ECHOED_CHARS) -> str:
+    """``repr(value)`` in at most about ``limit`` characters, however large or deep the value:
+    what error messages echo of a user's value."""
+    shown = _ECHO.repr(value)
+    return shown if len(shown) <= limit else f"{shown[:limit]}... ({type(value).__name__}, cut)"
+
+
+_ECHO = reprlib.Repr()  # Python 3.11's Repr takes no keyword arguments
+_ECHO.maxlevel, _ECHO.maxdict, _ECHO.maxlist, _ECHO.maxtuple, _ECHO.maxset = 3, 8, 8, 8, 8
+_ECHO.maxstring = _ECHO.maxother = MAX_ECHOED_CHARS
+_ECHO.maxlong = 60
 
 
 class OmnituneError(Exception):
@@ -56,6 +73,12 @@ class TrainingError(OmnituneError):
     """Training cannot go on (a non-finite loss, say); the last good checkpoint is kept."""
 
     exit_code = 7
+
+
+class OutputLockedError(OmnituneError):
+    """Another live run holds the output folder's lock; the message names its pid and host."""
+
+    exit_code = 8
 
 
 class TrainingInterrupted(OmnituneError):

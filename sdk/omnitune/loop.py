@@ -10,7 +10,7 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,14 +23,16 @@ from tqdm.auto import tqdm
 from omnitune import checkpoint as ckpt
 from omnitune.config import TrainConfig
 from omnitune.data import Splits
-from omnitune.errors import CheckpointError, ConfigError, TrainingError, TrainingInterrupted
-from omnitune.lora import apply_lora
+from omnitune.distill import Distiller
+from omnitune.errors import ConfigError, TrainingError, TrainingInterrupted
+from omnitune.events import RunEvents, run_events
+from omnitune.metrics import Metric
+from omnitune.plugins import Plugins
+from omnitune.progress import ProgressLogger
 from omnitune.runtime import Runtime, data_generator, epoch_order, rng_state, seed_everything, set_rng_state
 from omnitune.task import StepOutput, Task
 
 log = logging.getLogger("omnitune")
-Metric = Callable[[dict[str, torch.Tensor]], float]
-Emit = Callable[..., None]
 
 
 @dataclass
@@ -53,10 +55,12 @@ class LoopState:
 
 @dataclass
 class FitResult:
-    """Final metrics, and where the loop left off."""
+    """Final metrics, where the loop left off, and the trained (best) weights, unsharded, to
+    save: on rank 0 only (other processes get an empty dict)."""
 
     metrics: dict[str, float]
     state: LoopState
+    weights: ckpt.Weights = field(default_factory=dict, repr=False)
 
 
 def fit(
@@ -68,16 +72,23 @@ def fit(
     *,
     runtime: Runtime | None = None,
     resume: bool = False,
-    emit: Emit | None = None,
+    plugins: Plugins | None = None,
+    callbacks: Sequence[object] = (),
+    distiller: Distiller | None = None,
 ) -> FitResult:
     """Train ``task.model`` on ``splits.train``; evaluate, checkpoint and early-stop on the
     validation split; load the best weights; evaluate on the test split.
 
-    Under ``torchrun`` every process calls ``fit``; only rank 0 logs, emits loop events and
-    writes checkpoints.
+    Loop events go to ``plugins`` and to ``callbacks``, objects registered for this run only
+    (see ``omnitune.hookspecs``). A ``distiller`` (``train.distill``) adds its loss terms like a
+    callback and gives the training batches the teacher's logits or inputs. Under ``torchrun``
+    every process calls ``fit``; only rank 0 logs, emits loop events and writes checkpoints.
     """
     runtime = runtime or Runtime.create(train.device, train.precision, train.distributed)
-    return _Fit(task, splits, train, output_dir, metric_fns, runtime, emit).run(resume)
+    logger = ProgressLogger(log_every=train.log_every, progress=train.progress)
+    callbacks = [logger, *callbacks, *([distiller] if distiller is not None else [])]
+    with run_events(plugins, callbacks, emit_events=runtime.is_main) as events:
+        return _Fit(task, splits, train, output_dir, metric_fns, runtime, events, distiller).run(resume)
 
 
 @torch.no_grad()
@@ -99,9 +110,8 @@ def evaluate(
     model.eval()
     shard = runtime.shard(list(examples), even=False)
     loader = DataLoader(shard, batch_size=batch_size, shuffle=False, collate_fn=task.collate,
-                        num_workers=num_workers, generator=data_generator(0))
-    # every FSDP forward gathers parameters from all processes: all must run as many batches
-    lockstep = runtime.max(len(loader)) if runtime.sharded else len(loader)
+                        num_workers=num_workers, generator=data_generator(0), pin_memory=runtime.pin_memory)
+    lockstep = runtime.lockstep(len(loader))  # agreed before any batch: FSDP forwards are collectives
     loss_sum, count, collected = 0.0, 0, []
     for batch in tqdm(loader, desc=prefix, unit="batch", leave=False, disable=not progress,
                       dynamic_ncols=True):
@@ -125,88 +135,135 @@ def evaluate(
     return results
 
 
+@dataclass(frozen=True)
+class StepResult:
+    """What one optimizer step did: its mean loss, how many items it saw, whether it applied."""
+
+    loss: float
+    items: int
+    applied: bool = True  # False: the loss was not finite and the update was skipped
+
+
 class _Fit:
-    """One call of ``fit``: holds the pieces so each phase reads as a short method."""
+    """One call of ``fit``, as a recipe: set up, train epoch by epoch, clean up."""
 
     def __init__(self, task: Task, splits: Splits, train: TrainConfig, output_dir: Path,
-                 metric_fns: dict[str, Metric], runtime: Runtime, emit: Emit | None) -> None:
+                 metric_fns: dict[str, Metric], runtime: Runtime, events: RunEvents,
+                 distiller: Distiller | None = None) -> None:
         self.task, self.splits, self.train, self.runtime = task, splits, train, runtime
-        self.metric_fns = metric_fns
-        self.output_dir = output_dir
+        self.metric_fns, self.events, self.distiller = metric_fns, events, distiller
         self.checkpoints = output_dir / "checkpoints"
         self.best_weights = output_dir / "best" / ckpt.WEIGHTS
-        self.metrics_log = output_dir / "metrics.jsonl"
-        quiet: Emit = lambda *_args, **_kwargs: None  # noqa: E731
-        self.emit = emit if emit is not None and runtime.is_main else quiet
+        self.output_dir = output_dir
         self.monitor = train.monitor or task.monitor
         self.mode = train.monitor_mode or _default_mode(self.monitor, task)
-        if self.monitor != "loss" and self.monitor not in metric_fns:
-            raise ConfigError(
-                f"train.monitor: {self.monitor!r} is not computed by this task; "
-                f"expected 'loss' or one of {sorted(metric_fns)}"
-            )
-        self.model = task.model
-        self.backbone = getattr(self.model, "backbone", None)
-        if train.strategy != "full" and self.backbone is None:
-            raise ConfigError(f"train.strategy {train.strategy!r} needs a model with a 'backbone'")
-        if train.strategy == "lora":
-            apply_lora(self.model, train.lora)
-        if train.gradient_checkpointing:
-            _enable_gradient_checkpointing(self.backbone)
-        runtime.prepare(self.model)  # FSDP: shard first, so a process moves only its shard to the GPU
-        self.model.to(runtime.device)
+        _check_settings(train, task, self.monitor, metric_fns)
+        # -- model: LoRA, checkpointing, sharding, placement, DDP and compile in one call
+        self.model, self.backbone = task.model, getattr(task.model, "backbone", None)
+        self.train_model = runtime.setup(self.model, train)
         # what the backbone keeps fixed itself (a wav2vec2 feature encoder, say) stays fixed
         backbone_parameters = self.backbone.parameters() if self.backbone is not None else ()
         self.fixed = {id(p) for p in backbone_parameters if not p.requires_grad}
-        self.optimizer = build_optimizer(self.model, train)
+        self.frozen: bool | None = None
+        # -- optimizer, schedule, loss scaling
+        self.optimizer = build_optimizer(self.model, train, fused=runtime.device.type == "cuda")
         # each process takes len // world_size examples an epoch (Runtime.shard with even=True)
         self.batches_per_epoch = math.ceil(len(splits.train) // runtime.world_size / train.batch_size)
         total = train.max_steps or train.epochs * math.ceil(self.batches_per_epoch / train.grad_accum)
         self.scheduler = build_scheduler(self.optimizer, train, total)
         self.scaler = runtime.grad_scaler()
         self.state = LoopState(total_steps=total, output_dir=str(output_dir))
-        self.train_model: nn.Module = self.model
-        self.frozen: bool | None = None
-        self.compiled = train.compile is not None
         self.stop_signal: int | None = None
+        self.started, self.samples = time.perf_counter(), 0
 
-    # -- phases ---------------------------------------------------------------------------
+    # -- the recipe -----------------------------------------------------------------------
 
     def run(self, resume: bool) -> FitResult:
-        self._start(resume)
-        self.emit("on_fit_start", state=self.state)
-        started, samples = time.perf_counter(), 0
-        progress = tqdm(total=self.state.total_steps, initial=self.state.step, unit="step",
-                        disable=not (self.train.progress and self.runtime.is_main), dynamic_ncols=True)
+        # setup: resume from the latest checkpoint, or seed a fresh start
+        self._restore_or_seed(resume)
+        self.events.emit("on_fit_start", state=self.state)
+        self.started = time.perf_counter()
+        # train: epoch after epoch until the step budget or a stop
         with self._stop_on_signals():
-            while self.state.step < self.state.total_steps and not self.state.should_stop:
-                self._set_frozen(self.state.epoch < self._unfreeze_epoch)
-                for window in _windows(self._epoch_batches(), self.train.grad_accum):
-                    loss, items = self._optimizer_step(window)
-                    samples += items
-                    self.state.batches_in_epoch += len(window)
-                    if loss is None:
-                        continue
-                    self.state.step += 1
-                    rate = samples / max(time.perf_counter() - started, 1e-9)
-                    logs = {"loss": loss, "lr": self.scheduler.get_last_lr()[0], "samples_per_s": rate}
-                    progress.update(1)
-                    progress.set_postfix(loss=f"{loss:.4f}", samples_s=f"{rate:.1f}")
-                    if self.state.step % self.train.log_every == 0:
-                        self._log({"step": self.state.step, "epoch": self.state.epoch, **logs})
-                    self.emit("on_step_end", state=self.state, logs=logs)
-                    self._after_step()
-                    if self.state.should_stop or self.state.step >= self.state.total_steps:
-                        break
-                if self.state.batches_in_epoch >= self.batches_per_epoch:
-                    self.state.epoch += 1
-                    self.state.batches_in_epoch = 0
-                    if self.train.eval_every is None:
-                        self._evaluate_and_checkpoint()
-        progress.close()
+            while not self._done():
+                self._train_epoch()
         if self.state.evaluated_step != self.state.step:
             self._evaluate_and_checkpoint()
-        return FitResult(self._finish(samples, time.perf_counter() - started), self.state)
+        # cleanup: best weights back, test metrics, the final report
+        metrics = self._finish()
+        return FitResult(metrics, self.state, self.runtime.full_weights(self.model))
+
+    def _done(self) -> bool:
+        return self.state.should_stop or self.state.step >= self.state.total_steps
+
+    def _train_epoch(self) -> None:
+        """Optimizer steps over the rest of this epoch; evaluate at its end unless ``eval_every``."""
+        self._set_frozen(self.state.epoch < self._unfreeze_epoch)
+        for window in _windows(self._epoch_batches(), self.train.grad_accum):
+            result = self._optimizer_step(window)
+            self.samples += result.items
+            self.state.batches_in_epoch += len(window)
+            if not result.applied:
+                continue
+            self.state.step += 1
+            self.events.emit("on_step_end", state=self.state, logs=self._step_logs(result))
+            self._after_step()
+            if self._done():
+                break
+        if self.state.batches_in_epoch >= self.batches_per_epoch:
+            self.state.epoch += 1
+            self.state.batches_in_epoch = 0
+            if self.train.eval_every is None:
+                self._evaluate_and_checkpoint()
+
+    def _optimizer_step(self, window: list[dict[str, Any]]) -> StepResult:
+        """Accumulate gradients over ``window`` (on every process) so the update equals that of
+        one large batch: each micro-batch's mean loss is weighted by its share of all items."""
+        self.model.train()
+        if self.frozen:
+            self.backbone.eval()
+        sizes = [self.task.num_items(batch) for batch in window]
+        total = self.runtime.sum(float(sum(sizes)))
+        losses = []
+        for index, (batch, size) in enumerate(zip(window, sizes, strict=True)):
+            with self.runtime.accumulating(self.train_model, sync=index == len(window) - 1):
+                loss = self._loss_step(self.runtime.to_device(batch))
+            scale = size * self.runtime.world_size / total  # DDP averages over processes
+            self.scaler.scale(loss * scale).backward()
+            losses.append(loss.detach().float())
+        # the losses stay on the device until here: one synchronisation per step
+        values = torch.stack(losses).cpu().tolist()
+        loss_value = self.runtime.sum(sum(v * s for v, s in zip(values, sizes, strict=True))) / total
+        if not math.isfinite(loss_value):
+            self._skip_nonfinite(loss_value)
+            return StepResult(loss_value, sum(sizes), applied=False)
+        self._apply_gradients()
+        return StepResult(loss_value, sum(sizes))
+
+    def _loss_step(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The one place a micro-batch's loss is formed: the task's step, plus any extra terms
+        the run's plugins add (the ``loss_terms`` hook: distillation, regularisers)."""
+        with self.runtime.autocast():
+            output = self.task.training_step(self.train_model, batch)
+            terms = self.events.loss_terms(self.train_model, batch, output)
+        return output.loss + sum(terms) if terms else output.loss
+
+    def _apply_gradients(self) -> None:
+        """Clip, step the optimizer through the scaler, and step the schedule unless fp16
+        overflowed (a lower scale means the update was skipped)."""
+        if self.train.max_grad_norm is not None:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.train.max_grad_norm)
+        scale = self.scaler.get_scale()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler.get_scale() >= scale:
+            self.scheduler.step()
+
+    def _step_logs(self, result: StepResult) -> dict[str, float]:
+        rate = self.samples / max(time.perf_counter() - self.started, 1e-9)
+        return {"loss": result.loss, "lr": self.scheduler.get_last_lr()[0], "samples_per_s": rate}
 
     def _after_step(self) -> None:
         """Evaluate or checkpoint when due; agree on stopping across processes; honour signals."""
@@ -224,100 +281,83 @@ class _Fit:
                 "continue with --resume"
             )
 
-    def _start(self, resume: bool) -> None:
+    # -- setup ----------------------------------------------------------------------------
+
+    def _restore_or_seed(self, resume: bool) -> None:
         if self.runtime.is_main:
             for directory in (self.output_dir, self.checkpoints):
                 if removed := ckpt.remove_staging(directory):
                     log.info("removed %d half-written folder(s) under %s", removed, directory)
         self.runtime.barrier()
-        latest = ckpt.latest_checkpoint(self.checkpoints)
-        if resume and latest is not None:
-            weights, training_state = ckpt.load_checkpoint(latest)
-            self._check_layout(latest, training_state)
-            self.runtime.load_full_weights(self.model, weights, latest)
-            self.runtime.load_optimizer_state(self.model, self.optimizer, training_state["optimizer"])
-            self.scheduler.load_state_dict(training_state["scheduler"])
-            self.scaler.load_state_dict(training_state["scaler"])
-            set_rng_state(training_state["rng"][self.runtime.rank])
-            self.state = LoopState(**json.loads(training_state["loop"]))
-            if self.runtime.is_main:
-                self._truncate_metrics_log(self.state.step)
-                log.info("resumed from %s (step %d of %d)", latest, self.state.step, self.state.total_steps)
+        found = ckpt.load_latest_checkpoint(self.checkpoints) if resume else None
+        if found is not None:
+            self._restore(*found)
         else:
             if resume:
                 log.warning("--resume: no checkpoint under %s; starting from scratch", self.checkpoints)
             seed_everything(self.train.seed + self.runtime.rank)
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        if self.distiller is not None and self.train.distill.cache_logits:
+            self.distiller.cache_logits(self.splits.train, self.runtime,
+                                        self.train.eval_batch_size or self.train.batch_size)
 
-    def _check_layout(self, checkpoint: Path, training_state: dict[str, Any]) -> None:
-        """The optimizer state of an FSDP checkpoint is keyed differently: refuse a mismatch."""
-        if training_state.get("sharded", False) == self.runtime.sharded:
-            return
-        if self.runtime.sharded:
-            raise CheckpointError(f"{checkpoint} was written by an unsharded run; resume it with "
-                                  "train.distributed: ddp")
-        raise CheckpointError(f"{checkpoint} was written by an FSDP run; resume it under torchrun "
-                              "with train.distributed: fsdp")
+    def _restore(self, latest: Path, weights: ckpt.Weights, training_state: dict[str, Any]) -> None:
+        self.runtime.check_layout(latest, training_state)
+        self.runtime.load_full_weights(self.model, weights, latest)
+        self.runtime.load_optimizer_state(self.model, self.optimizer, training_state["optimizer"])
+        self.scheduler.load_state_dict(training_state["scheduler"])
+        self.scaler.load_state_dict(training_state["scaler"])
+        set_rng_state(training_state["rng"][self.runtime.rank])
+        self.state = LoopState(**json.loads(training_state["loop"]))
+        if self.runtime.is_main:
+            log.info("resumed from %s (step %d of %d)", latest, self.state.step, self.state.total_steps)
 
     def _epoch_batches(self) -> Iterator[dict[str, Any]]:
         order = list(epoch_order(len(self.splits.train), self.train.seed, self.state.epoch))
         mine = self.runtime.shard(order, even=True)
-        loader = DataLoader(self.splits.train, batch_size=self.train.batch_size,
+        examples, collate = self.splits.train, self.task.collate
+        if self.distiller is not None:  # batches carry the teacher's logits or inputs
+            examples, collate = self.distiller.dataset(examples), self.distiller.collate
+        loader = DataLoader(examples, batch_size=self.train.batch_size,
                             sampler=mine[self.state.batches_in_epoch * self.train.batch_size:],
-                            collate_fn=self.task.collate, num_workers=self.train.num_workers,
-                            generator=data_generator(self.train.seed))
+                            collate_fn=collate, num_workers=self.train.num_workers,
+                            generator=data_generator(self.train.seed), pin_memory=self.runtime.pin_memory)
         return iter(loader)
 
-    def _optimizer_step(self, window: list[dict[str, Any]]) -> tuple[float | None, int]:
-        """Accumulate gradients over ``window`` (on every process) so the update equals that of
-        one large batch: each micro-batch's mean loss is weighted by its share of all items.
-        Returns the mean loss, or None when a non-finite loss was skipped."""
-        self.model.train()
-        if self.frozen:
-            self.backbone.eval()
-        sizes = [self.task.num_items(batch) for batch in window]
-        total = self.runtime.sum(float(sum(sizes)))
-        loss_sum = 0.0
-        for index, (batch, size) in enumerate(zip(window, sizes, strict=True)):
-            sync = index == len(window) - 1 or not self.runtime.distributed
-            with self._maybe_no_sync(sync), self.runtime.autocast():
-                out = self._training_step(self.runtime.to_device(batch))
-            scale = size * self.runtime.world_size / total  # DDP averages over processes
-            self.scaler.scale(out.loss * scale).backward()
-            loss_sum += out.loss.detach().float().item() * size
-        loss = self.runtime.sum(loss_sum) / total
-        if not math.isfinite(loss):
-            return self._nonfinite(loss), int(sum(sizes))
-        if self.train.max_grad_norm is not None:
-            self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.train.max_grad_norm)
-        scale = self.scaler.get_scale()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.scaler.get_scale() >= scale:  # a lower scale: fp16 overflow, the update was skipped
-            self.scheduler.step()
-        return loss, int(sum(sizes))
+    @property
+    def _unfreeze_epoch(self) -> float:
+        return {"full": 0, "lora": 0, "freeze-backbone": math.inf,
+                "freeze-then-unfreeze": self.train.unfreeze_epoch}[self.train.strategy]
 
-    def _training_step(self, batch: dict[str, Any]) -> StepOutput:
-        if not self.compiled:
-            return self.task.training_step(self.train_model, batch)
+    def _set_frozen(self, frozen: bool) -> None:
+        """Freeze or unfreeze the backbone: only ``requires_grad`` changes."""
+        if frozen == self.frozen:
+            return
+        self.frozen = frozen
+        if self.backbone is not None and self.train.strategy != "lora":
+            for parameter in self.backbone.parameters():
+                parameter.requires_grad_(not frozen and id(parameter) not in self.fixed)
+
+    @contextlib.contextmanager
+    def _stop_on_signals(self) -> Iterator[None]:
+        """SIGINT and SIGTERM finish the current step, save a checkpoint and stop."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def remember(signum: int, _frame: object) -> None:
+            self.stop_signal = signum
+
+        previous = {s: signal.signal(s, remember) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            out = self.task.training_step(self.train_model, batch)
-        except Exception as error:  # compilation happens lazily, at the first call
-            self._compile_failed(error)
-            return self.task.training_step(self.train_model, batch)
-        self.compiled = False  # compiled and ran: no more checks
-        return out
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
-    def _compile_failed(self, error: Exception) -> None:
-        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-        log.warning("torch.compile(backend=%r) failed, training eagerly instead: %s",
-                    self.train.compile, first_line)
-        self.train_model = self.runtime.wrap(self.model)
-        self.compiled = False
+    # -- evaluation, checkpoints, early stopping -------------------------------------------
 
-    def _nonfinite(self, loss: float) -> None:
+    def _skip_nonfinite(self, loss: float) -> None:
         self.optimizer.zero_grad(set_to_none=True)
         where = f"at step {self.state.step + 1} (epoch {self.state.epoch})"
         if self.train.on_nonfinite_loss == "stop":
@@ -329,7 +369,6 @@ class _Fit:
         self.state.skipped_steps += 1
         log.warning("skipped a step with a %s loss %s (%d skipped so far)", loss, where,
                     self.state.skipped_steps)
-        return None
 
     def _evaluate_and_checkpoint(self) -> None:
         self.state.evaluated_step = self.state.step
@@ -337,6 +376,14 @@ class _Fit:
             metrics = self._evaluate(self.splits.validation, "eval")
             self._track_best(metrics)
         self._save_checkpoint()
+
+    def _evaluate(self, examples: Sequence[Any], prefix: str) -> dict[str, float]:
+        metrics = evaluate(self.task, self.model, examples, self.runtime, self.metric_fns,
+                           batch_size=self.train.eval_batch_size or self.train.batch_size,
+                           num_workers=self.train.num_workers, prefix=prefix,
+                           progress=self.train.progress and self.runtime.is_main)
+        self.events.emit("on_evaluate_end", state=self.state, split=prefix, metrics=metrics)
+        return metrics
 
     def _track_best(self, metrics: dict[str, float]) -> None:
         value, best = metrics[f"eval_{self.monitor}"], self.state.best_metric
@@ -373,101 +420,37 @@ class _Fit:
             }
             path = ckpt.save_checkpoint(self.checkpoints, self.state.step, weights, training_state,
                                         self.train.keep_checkpoints)
-            self.emit("on_checkpoint_saved", state=self.state, path=str(path))
+            self.events.emit("on_checkpoint_saved", state=self.state, path=str(path))
         self.runtime.barrier()
         return path
 
-    def _finish(self, samples: int, seconds: float) -> dict[str, float]:
+    # -- cleanup --------------------------------------------------------------------------
+
+    def _finish(self) -> dict[str, float]:
+        seconds = time.perf_counter() - self.started
         if self.best_weights.is_file():
             best = ckpt.read_weights(self.best_weights)
             self.runtime.load_full_weights(self.model, best, self.best_weights)
         metrics: dict[str, float] = {"steps": self.state.step, "epochs": self.state.epoch}
-        if seconds > 0 and samples:
+        if seconds > 0 and self.samples:
             metrics |= {"train_runtime_s": seconds,
-                        "train_samples_per_s": self.runtime.sum(samples) / seconds}
+                        "train_samples_per_s": self.runtime.sum(self.samples) / seconds}
         if self.state.skipped_steps:
             metrics["skipped_steps"] = self.state.skipped_steps
         if self.splits.validation:
             metrics |= self.state.best_metrics | {"best_step": self.state.best_step}
         if self.splits.test:
             metrics |= self._evaluate(self.splits.test, "test")
-        self._log({"step": self.state.step, "final": True, **metrics})
-        self.emit("on_fit_end", state=self.state, metrics=metrics)
+        self.events.emit("on_fit_end", state=self.state, metrics=metrics)
         return metrics
 
-    # -- helpers --------------------------------------------------------------------------
 
-    def _evaluate(self, examples: Sequence[Any], prefix: str) -> dict[str, float]:
-        metrics = evaluate(self.task, self.model, examples, self.runtime, self.metric_fns,
-                           batch_size=self.train.eval_batch_size or self.train.batch_size,
-                           num_workers=self.train.num_workers, prefix=prefix,
-                           progress=self.train.progress and self.runtime.is_main)
-        self._log({"step": self.state.step, "epoch": self.state.epoch, **metrics})
-        if self.runtime.is_main:
-            tqdm.write(f"step {self.state.step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
-        self.emit("on_evaluate_end", state=self.state, split=prefix, metrics=metrics)
-        return metrics
-
-    @property
-    def _unfreeze_epoch(self) -> float:
-        return {"full": 0, "lora": 0, "freeze-backbone": math.inf,
-                "freeze-then-unfreeze": self.train.unfreeze_epoch}[self.train.strategy]
-
-    def _set_frozen(self, frozen: bool) -> None:
-        """Freeze or unfreeze the backbone; (re)wrap the model for DDP and compile to match."""
-        if frozen == self.frozen:
-            return
-        self.frozen = frozen
-        if self.backbone is not None and self.train.strategy != "lora":
-            for parameter in self.backbone.parameters():
-                parameter.requires_grad_(not frozen and id(parameter) not in self.fixed)
-        self.train_model = self.runtime.wrap(self.model)
-        if self.train.compile is not None:
-            try:
-                self.train_model = torch.compile(self.train_model, backend=self.train.compile)
-                self.compiled = True
-            except Exception as error:
-                self._compile_failed(error)
-
-    def _maybe_no_sync(self, sync: bool) -> contextlib.AbstractContextManager[Any]:
-        no_sync = getattr(self.train_model, "no_sync", None)
-        return contextlib.nullcontext() if sync or no_sync is None else no_sync()
-
-    @contextlib.contextmanager
-    def _stop_on_signals(self) -> Iterator[None]:
-        """SIGINT and SIGTERM finish the current step, save a checkpoint and stop."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def remember(signum: int, _frame: object) -> None:
-            self.stop_signal = signum
-
-        previous = {s: signal.signal(s, remember) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-
-    def _log(self, record: dict[str, Any]) -> None:
-        if self.runtime.is_main:
-            with open(self.metrics_log, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
-
-    def _truncate_metrics_log(self, step: int) -> None:
-        if not self.metrics_log.is_file():
-            return
-        kept = [line for line in self.metrics_log.read_text(encoding="utf-8").splitlines()
-                if line and json.loads(line).get("step", 0) <= step]
-        ckpt.atomic_write_text(self.metrics_log, "".join(line + "\n" for line in kept))
-
-
-def build_optimizer(model: nn.Module, train: TrainConfig) -> torch.optim.AdamW:
+def build_optimizer(model: nn.Module, train: TrainConfig, *, fused: bool = False) -> torch.optim.AdamW:
     """AdamW over backbone and head parameters, without weight decay on biases and norms.
 
     The head trains at ``head_lr``; the backbone at ``lr``, or with ``layer_decay`` at
     ``lr * layer_decay ** (num_layers - layer)`` using the backbone's ``layer_index(name)``.
+    ``fused``: PyTorch's fused CUDA implementation (one kernel for all parameters).
     """
     backbone = getattr(model, "backbone", None)
     if train.layer_decay is not None and not hasattr(backbone, "layer_index"):
@@ -488,7 +471,7 @@ def build_optimizer(model: nn.Module, train: TrainConfig) -> torch.optim.AdamW:
             lr = train.lr * train.layer_decay ** depth
         groups.setdefault((lr, decay), []).append(parameter)
     return torch.optim.AdamW([{"params": params, "lr": lr, "weight_decay": decay}
-                              for (lr, decay), params in groups.items()])
+                              for (lr, decay), params in groups.items()], fused=fused or None)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, train: TrainConfig,
@@ -509,12 +492,12 @@ def build_scheduler(optimizer: torch.optim.Optimizer, train: TrainConfig,
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def _enable_gradient_checkpointing(backbone: nn.Module | None) -> None:
-    switch = getattr(backbone, "set_grad_checkpointing", None)
-    if switch is None:
-        raise ConfigError("train.gradient_checkpointing: this backbone does not support it "
-                          f"({type(backbone).__name__} has no set_grad_checkpointing)")
-    switch(True)
+def _check_settings(train: TrainConfig, task: Task, monitor: str, metric_fns: dict[str, Metric]) -> None:
+    if monitor != "loss" and monitor not in metric_fns:
+        raise ConfigError(f"train.monitor: {monitor!r} is not computed by this task; "
+                          f"expected 'loss' or one of {sorted(metric_fns)}")
+    if train.strategy != "full" and getattr(task.model, "backbone", None) is None:
+        raise ConfigError(f"train.strategy {train.strategy!r} needs a model with a 'backbone'")
 
 
 def _default_mode(monitor: str, task: Task) -> str:

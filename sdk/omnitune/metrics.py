@@ -11,6 +11,8 @@ from collections.abc import Callable
 import torch
 
 Outputs = dict[str, torch.Tensor]
+Metric = Callable[[Outputs], float]
+"""A metric function: concatenated evaluation outputs in, one number out."""
 
 
 def accuracy(_config: object) -> Callable[[Outputs], float]:

@@ -6,9 +6,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Options(BaseModel):
-    """Base of every contribution's options model: unknown keys are errors, values are frozen."""
+    """Base of every contribution's options model: unknown keys are errors, values are frozen,
+    numbers are finite."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class SplitFractions(Options):

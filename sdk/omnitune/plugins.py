@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import importlib.metadata
 import logging
 import os
+import signal
+import sys
+import threading
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pluggy
 
@@ -20,8 +25,11 @@ ENTRY_POINT_GROUP = "omnitune"
 API_VERSION = 1
 DISABLE_AUTOLOAD_ENV = "OMNITUNE_DISABLE_PLUGIN_AUTOLOAD"
 ALLOW_LIST_ENV = "OMNITUNE_PLUGINS"
+SLOW_IMPORT_ENV = "OMNITUNE_SLOW_PLUGIN_SECONDS"
+SLOW_IMPORT_SECONDS = 5.0
 CORE_PLUGIN = "omnitune"
 log = logging.getLogger("omnitune")
+T = TypeVar("T")
 
 REGISTRATION_HOOKS: dict[Kind, str] = {
     "task": "register_tasks",
@@ -67,11 +75,6 @@ class Plugins:
     loaded: list[PluginInfo]
     failures: list[PluginFailure]
 
-    @property
-    def hook(self) -> Any:
-        """The hook relay, for calling loop events: ``plugins.hook.on_step_end(...)``."""
-        return self.manager.hook
-
 
 def load_plugins(
     extra: Iterable[object] = (),
@@ -102,9 +105,9 @@ def load_plugins(
             if allowed is not None and entry_point.name not in allowed:
                 continue
             version = entry_point.dist.version if entry_point.dist else "unknown"
-            try:
-                module = entry_point.load()
-            except Exception as error:
+            with _warn_if_slow(entry_point.name):
+                module, error = guarded(entry_point.load)
+            if error is not None:
                 failures.append(_failure(entry_point.name, version, "import", error))
                 continue
             candidates.append((entry_point.name, version, f"entry point {entry_point.value}", module))
@@ -138,9 +141,8 @@ def _register(
             f"version {API_VERSION}; upgrade the plugin or omnitune",
         ))
         return None
-    try:
-        manager.register(plugin, name=name)
-    except Exception as error:
+    _, error = guarded(lambda: manager.register(plugin, name=name))
+    if error is not None:
         failures.append(_failure(name, version, "register", error))
         return None
     callers = manager.get_hookcallers(plugin) or []
@@ -172,9 +174,8 @@ def _fill_registry(
             if impl.plugin is not plugin:
                 continue
             register = registry.callback(info.name, kind, staged)
-            try:
-                impl.function(**{arg: register for arg in impl.argnames})
-            except Exception as error:
+            _, error = guarded(lambda: impl.function(**{arg: register for arg in impl.argnames}))  # noqa: B023
+            if error is not None:
                 manager.unregister(plugin)
                 failures.append(_failure(info.name, info.version, hook_name, error))
                 return False
@@ -218,7 +219,9 @@ def _version_of(distribution: str) -> str:
 def emitter(plugins: Plugins) -> Callable[..., None]:
     """A function that sends a loop event to every plugin, one at a time.
 
-    A plugin that raises is reported once and gets no further events; training goes on.
+    Plugins see the loop state through a ``LoopStateView`` (only ``should_stop`` can be set) and
+    copies of the other arguments. A plugin that raises anything, ``SystemExit`` and
+    ``KeyboardInterrupt`` included, is reported once and gets no further events; training goes on.
     """
     silenced: set[str] = set()
 
@@ -226,9 +229,9 @@ def emitter(plugins: Plugins) -> Callable[..., None]:
         for impl in getattr(plugins.manager.hook, event).get_hookimpls():
             if impl.plugin_name in silenced:
                 continue
-            try:
-                impl.function(**{name: kwargs[name] for name in impl.argnames})
-            except Exception as error:
+            arguments = {name: _shielded(kwargs[name]) for name in impl.argnames}
+            _, error = guarded(lambda: impl.function(**arguments))  # noqa: B023
+            if error is not None:
                 silenced.add(impl.plugin_name)
                 version = next((p.version for p in plugins.loaded if p.name == impl.plugin_name), "unknown")
                 failure = _failure(impl.plugin_name, version, event, error)
@@ -236,3 +239,87 @@ def emitter(plugins: Plugins) -> Callable[..., None]:
                 log.warning("%s; its loop events are switched off for this run", failure)
 
     return emit
+
+
+class LoopStateView:
+    """The loop state as loop events see it: every field can be read (as a copy), and
+    ``should_stop`` is the one field that can be set."""
+
+    __slots__ = ("_state",)
+
+    def __init__(self, state: Any) -> None:
+        object.__setattr__(self, "_state", state)
+
+    def __getattr__(self, name: str) -> Any:
+        return copy.deepcopy(getattr(object.__getattribute__(self, "_state"), name))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name != "should_stop":
+            raise AttributeError(f"state.{name} is read-only for loop events; "
+                                 "the one field a plugin may set is state.should_stop")
+        object.__getattribute__(self, "_state").should_stop = bool(value)
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"state.{name} is read-only for loop events")
+
+    def __repr__(self) -> str:
+        return f"LoopStateView({object.__getattribute__(self, '_state')!r})"
+
+
+def _shielded(value: Any) -> Any:
+    """What a plugin receives for a loop-event argument: a view of the state, copies of the rest."""
+    if hasattr(value, "should_stop"):
+        return LoopStateView(value)
+    return copy.deepcopy(value) if isinstance(value, dict | list) else value
+
+
+def guarded(call: Callable[[], T]) -> tuple[T | None, BaseException | None]:
+    """Run plugin code: its stdout goes to stderr, and whatever it raises (``SystemExit`` and
+    ``KeyboardInterrupt`` included) is returned, not raised. A real Ctrl-C while it runs still
+    interrupts: only a ``KeyboardInterrupt`` the plugin raised itself is caught."""
+    with contextlib.redirect_stdout(sys.stderr), _noting_sigint() as interrupted:
+        try:
+            return call(), None
+        except BaseException as error:  # noqa: BLE001 - isolation of plugin code is the point
+            if isinstance(error, KeyboardInterrupt) and interrupted:
+                raise
+            return None, error
+
+
+@contextlib.contextmanager
+def _noting_sigint() -> Iterator[list[bool]]:
+    """Yield a list that becomes ``[True]`` when a real SIGINT arrives (Python's default handler
+    is kept: it still raises ``KeyboardInterrupt``). A custom handler, such as the loop's, is left as is."""
+    received: list[bool] = []
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield received
+        return
+
+    def note(signum: int, frame: Any) -> None:
+        received.append(True)
+        signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, note)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@contextlib.contextmanager
+def _warn_if_slow(plugin: str) -> Iterator[None]:
+    """Name a plugin that is still importing after ``OMNITUNE_SLOW_PLUGIN_SECONDS`` (default 5)."""
+    try:
+        seconds = float(os.environ.get(SLOW_IMPORT_ENV) or SLOW_IMPORT_SECONDS)
+    except ValueError:
+        seconds = SLOW_IMPORT_SECONDS
+    timer = threading.Timer(seconds, log.warning, args=(
+        "plugin %r is still importing after %g s; disable it with OMNITUNE_PLUGINS=<the others> "
+        "if it hangs", plugin, seconds))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()

@@ -5,16 +5,25 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+import inspect
 from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from omnitune.errors import ConfigError, DuplicateNameError, OmnituneError, PluginError, UnknownNameError
+from omnitune.errors import (
+    ConfigError,
+    DuplicateNameError,
+    OmnituneError,
+    PluginError,
+    UnknownNameError,
+    shorten,
+)
 from omnitune.options import Options
 
 Kind = Literal["task", "backbone", "head", "dataset", "metric"]
 KINDS: tuple[Kind, ...] = ("task", "backbone", "head", "dataset", "metric")
+MAX_NAMES_LISTED = 20
 
 
 class NoOptions(Options):
@@ -62,10 +71,13 @@ class Contribution(BaseModel):
                 f"which could not be imported: {error}"
             ) from error
 
-    def build(self, *args: Any, **kwargs: Any) -> Any:
+    def build(self, *args: Any, context: Any = None, **kwargs: Any) -> Any:
         """Call the factory; an unexpected exception becomes a PluginError naming this
-        plugin and contribution, with the original traceback kept as its cause."""
+        plugin and contribution, with the original traceback kept as its cause. A factory
+        with a ``context`` parameter receives ``context`` (``omnitune.build.BuildContext``)."""
         factory = self.load()
+        if context is not None and "context" in inspect.signature(factory).parameters:
+            kwargs["context"] = context
         try:
             return factory(*args, **kwargs)
         except OmnituneError:
@@ -129,8 +141,11 @@ class Registry:
             return entries[name]
         close = difflib.get_close_matches(name, entries, n=3, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        known = ", ".join(sorted(entries)) or "none"
-        raise UnknownNameError(f"unknown {kind} {name!r}.{hint} Registered {kind}s: {known}.")
+        if len(entries) <= MAX_NAMES_LISTED:
+            known = f" Registered {kind}s: {', '.join(sorted(entries)) or 'none'}."
+        else:
+            known = f" {len(entries)} {kind}s are registered; list them with `omnitune {kind}s`."
+        raise UnknownNameError(f"unknown {kind} {shorten(name)}.{hint}{known}")
 
     def list(self, kind: Kind, pattern: str = "*") -> list[Contribution]:
         """Contributions of ``kind`` whose names match the shell-style ``pattern``."""
@@ -166,6 +181,6 @@ def format_validation_error(error: ValidationError, prefix: str = "") -> str:
     for problem in error.errors():
         location = ".".join(str(part) for part in (prefix, *problem["loc"]) if part != "")
         got = problem.get("input")
-        shown = "" if problem["type"] == "missing" or isinstance(got, dict) else f" (got {got!r})"
+        shown = "" if problem["type"] == "missing" or isinstance(got, dict) else f" (got {shorten(got)})"
         lines.append(f"{location or '<root>'}: {problem['msg']}{shown}")
     return "\n".join(lines)

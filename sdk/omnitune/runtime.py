@@ -1,4 +1,5 @@
-"""Every hardware decision: device, precision, autocast, gradient scaling, seeding, RNG state."""
+"""Every hardware decision: device, precision, autocast, gradient scaling, model preparation
+(through a strategy), seeding, RNG state."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 import os
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,58 +18,89 @@ import torch.distributed as dist
 from torch import nn
 
 from omnitune import checkpoint as ckpt
+from omnitune.config import TrainConfig
 from omnitune.errors import CheckpointError, ConfigError
+from omnitune.lora import apply_lora
+from omnitune.strategies import DDP, FSDP, SingleProcess
 
 log = logging.getLogger("omnitune")
 
 
 @dataclass(frozen=True)
 class Runtime:
-    """Where and in which precision a run computes, and which process of how many it is."""
+    """Where and in which precision a run computes, and how its processes share the work
+    (``strategy``: one process, DDP or FSDP)."""
 
     device: torch.device
     precision: str  # "fp32", "bf16" or "fp16"
-    rank: int = 0
-    world_size: int = 1
-    sharded: bool = False  # FSDP: parameters, gradients and optimizer state split across processes
+    strategy: SingleProcess = field(default_factory=SingleProcess)
 
     @classmethod
     def create(cls, device: str = "auto", precision: str = "auto", distributed: str = "ddp") -> Runtime:
         """Pick the device (cuda, then mps, then cpu) and the precision it supports. Under
         ``torchrun`` (WORLD_SIZE > 1) join the process group (NCCL on GPUs, gloo on CPUs) and
         replicate the model (``ddp``) or shard it (``fsdp``)."""
-        world_size = int(os.environ.get("WORLD_SIZE", "1"))
-        if world_size == 1:
-            chosen = select_device(device)
-            return cls(chosen, select_precision(precision, chosen))
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         chosen = select_device(device)
+        if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+            return cls(chosen, select_precision(precision, chosen))
         if chosen.type == "cuda":
-            chosen = torch.device("cuda", local_rank)
+            chosen = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
             torch.cuda.set_device(chosen)
         if not dist.is_initialized():
             dist.init_process_group(backend="nccl" if chosen.type == "cuda" else "gloo")
-        return cls(chosen, select_precision(precision, chosen), dist.get_rank(), dist.get_world_size(),
-                   sharded=distributed == "fsdp")
+        kind = FSDP if distributed == "fsdp" else DDP
+        return cls(chosen, select_precision(precision, chosen),
+                   kind(chosen, dist.get_rank(), dist.get_world_size()))
 
     @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
+    def rank(self) -> int:
+        return self.strategy.rank
+
+    @property
+    def world_size(self) -> int:
+        return self.strategy.world_size
 
     @property
     def is_main(self) -> bool:
         """Rank 0: the process that logs and writes checkpoints and artifacts."""
-        return self.rank == 0
+        return self.strategy.rank == 0
+
+    @property
+    def sharded(self) -> bool:
+        """Whether checkpoints hold FSDP-keyed optimizer state."""
+        return self.strategy.sharded
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
         return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+
+    @property
+    def pin_memory(self) -> bool:
+        """Whether DataLoaders should pin batches (so ``to_device``'s copies are asynchronous)."""
+        return self.device.type == "cuda"
+
+    def setup(self, model: nn.Module, train: TrainConfig) -> nn.Module:
+        """Prepare ``model`` for training in one call and return the module to train: LoRA
+        adapters, gradient checkpointing, the strategy (FSDP sharding, device placement, DDP
+        wrapping), then ``torch.compile`` (eager when compiling fails). ``model`` itself stays
+        the unwrapped module whose weights are saved."""
+        if train.strategy == "lora":
+            apply_lora(model, train.lora)
+        if train.gradient_checkpointing:
+            enable_gradient_checkpointing(getattr(model, "backbone", None))
+        ready = self.strategy.setup(model, self.device)
+        return ready if train.compile is None else CompiledOrEager(ready, train.compile)
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         """Mixed-precision context for forward passes; a no-op in fp32."""
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
+
+    def accumulating(self, model: nn.Module, sync: bool) -> contextlib.AbstractContextManager[Any]:
+        """Context for a micro-batch's forward pass: without ``sync``, gradients are only
+        accumulated locally (DDP's ``no_sync``)."""
+        return contextlib.nullcontext() if sync else self.strategy.no_sync(model)
 
     def grad_scaler(self) -> torch.amp.GradScaler:
         """A GradScaler, enabled only for fp16 (bf16 and fp32 need no loss scaling)."""
@@ -84,165 +116,95 @@ class Runtime:
             return type(batch)(self.to_device(value) for value in batch)
         return batch
 
-    def prepare(self, model: nn.Module) -> None:
-        """Under FSDP, shard ``model`` across processes in place; call before building the optimizer.
-
-        Each repeated block (a transformer layer, a timm block) becomes its own FSDP unit, so only
-        one block's full parameters exist at a time; the remaining parameters form the root unit.
-        """
-        if not self.sharded:
-            return
-        from torch.distributed.device_mesh import init_device_mesh
-        from torch.distributed.fsdp import fully_shard
-
-        mesh = init_device_mesh(self.device.type, (self.world_size,))
-        blocks = repeated_blocks(model)
-        for block in blocks:
-            fully_shard(block, mesh=mesh)
-        fully_shard(model, mesh=mesh)
-        held = sum(_local(p).numel() for p in model.parameters())
-        total = sum(p.numel() for p in model.parameters())
-        if self.is_main:
-            log.info("fsdp: %d blocks and the root sharded over %d processes; rank 0 holds %d of %d "
-                     "parameters (%.1f%%)", len(blocks), self.world_size, held, total, 100 * held / total)
-
-    def wrap(self, model: nn.Module) -> nn.Module:
-        """The model to train: DistributedDataParallel across processes, else ``model`` itself
-        (which FSDP has already sharded in ``prepare``)."""
-        if not self.distributed or self.sharded:
-            return model
-        ids = [self.device.index] if self.device.type == "cuda" else None
-        return nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
-
     def shard(self, items: list[Any], *, even: bool) -> list[Any]:
         """This process's share of ``items``: every ``world_size``-th from ``rank``. ``even`` drops
         the last few so every process gets as many (training steps must stay in lock-step)."""
-        if not self.distributed:
-            return items
-        if even:
-            items = items[: len(items) - len(items) % self.world_size]
-        return items[self.rank :: self.world_size]
+        return self.strategy.shard(items, even=even)
 
     def sum(self, value: float) -> float:
         """Sum of ``value`` over all processes."""
-        if not self.distributed:
-            return value
-        total = torch.tensor([value], dtype=torch.float64, device=self._collective_device)
-        dist.all_reduce(total)
-        return total.item()
+        return self.strategy.sum(value)
 
     def any(self, *flags: bool) -> tuple[bool, ...]:
         """For each flag: true on every process if it is true on any (one collective for all)."""
-        if not self.distributed:
-            return flags
-        counts = torch.tensor([float(flag) for flag in flags], dtype=torch.float64,
-                              device=self._collective_device)
-        dist.all_reduce(counts)
-        return tuple(count > 0 for count in counts.tolist())
+        return self.strategy.any(*flags)
 
     def gather(self, value: Any) -> list[Any]:
         """Every process's ``value`` (picklable), in rank order."""
-        if not self.distributed:
-            return [value]
-        gathered: list[Any] = [None] * self.world_size
-        dist.all_gather_object(gathered, value)
-        return gathered
+        return self.strategy.gather(value)
 
-    def max(self, value: int) -> int:
-        """The largest ``value`` over all processes."""
-        if not self.distributed:
-            return value
-        largest = torch.tensor([value], dtype=torch.int64, device=self._collective_device)
-        dist.all_reduce(largest, op=dist.ReduceOp.MAX)
-        return int(largest.item())
+    def lockstep(self, batches: int) -> int:
+        """How many evaluation batches this process runs (FSDP: as many as the busiest)."""
+        return self.strategy.lockstep(batches)
+
+    def barrier(self) -> None:
+        self.strategy.barrier()
 
     def full_weights(self, model: nn.Module) -> ckpt.Weights:
         """``model``'s weights, unsharded, ready to save; under FSDP every process must call this
         and only rank 0 receives them (on the CPU), the others an empty dict."""
-        if not self.sharded:
-            return ckpt.savable_weights(model, model.state_dict())
-        from torch.distributed.checkpoint.state_dict import get_model_state_dict
-
-        state = get_model_state_dict(model, options=_full_state(cpu_offload=True))
-        return ckpt.savable_weights(model, state) if self.is_main else {}
+        return self.strategy.full_weights(model)
 
     def load_full_weights(self, model: nn.Module, weights: ckpt.Weights, source: Path) -> None:
         """Copy unsharded ``weights`` (read from ``source`` by every process) into ``model``."""
-        if not self.sharded:
-            ckpt.load_state(model, weights, source)
-            return
-        from torch.distributed.checkpoint.state_dict import set_model_state_dict
-
-        try:
-            set_model_state_dict(model, ckpt.complete_weights(model, weights), options=_full_state())
-        except (KeyError, RuntimeError) as error:
-            raise CheckpointError(f"{source} does not fit the model: {error}") from error
+        self.strategy.load_full_weights(model, weights, source)
 
     def optimizer_state(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
         """The optimizer's state to checkpoint; under FSDP unsharded onto rank 0 (all must call)."""
-        if not self.sharded:
-            return optimizer.state_dict()
-        from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
-
-        return get_optimizer_state_dict(model, optimizer, options=_full_state(cpu_offload=True))
+        return self.strategy.optimizer_state(model, optimizer)
 
     def load_optimizer_state(self, model: nn.Module, optimizer: torch.optim.Optimizer,
                              state: dict[str, Any]) -> None:
         """Restore what ``optimizer_state`` returned."""
-        if not self.sharded:
-            optimizer.load_state_dict(state)
+        self.strategy.load_optimizer_state(model, optimizer, state)
+
+    def check_layout(self, checkpoint: Path, training_state: dict[str, Any]) -> None:
+        """The optimizer state of an FSDP checkpoint is keyed differently: refuse a mismatch."""
+        if training_state.get("sharded", False) == self.sharded:
             return
-        from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
-
-        # strict=False: parameters that never received a gradient (an unused pooler) have no state
-        set_optimizer_state_dict(model, optimizer, state, options=_full_state(strict=False))
-
-    def barrier(self) -> None:
-        if self.distributed:
-            dist.barrier()
-
-    def peak_memory_mb(self) -> float | None:
-        """Peak accelerator memory so far, where the backend reports it."""
-        if self.device.type == "cuda":
-            return torch.cuda.max_memory_allocated(self.device) / 2**20
-        return None
-
-    @property
-    def _collective_device(self) -> torch.device:
-        return self.device if dist.get_backend() == "nccl" else torch.device("cpu")
+        if self.sharded:
+            raise CheckpointError(f"{checkpoint} was written by an unsharded run; resume it with "
+                                  "train.distributed: ddp")
+        raise CheckpointError(f"{checkpoint} was written by an FSDP run; resume it under torchrun "
+                              "with train.distributed: fsdp")
 
 
-def repeated_blocks(model: nn.Module) -> list[nn.Module]:
-    """The model's repeated blocks: members of a ModuleList or Sequential that are two or more
-    instances of one class defined outside torch.nn (transformer layers, timm blocks), outermost
-    first; containers of torch.nn's own classes are searched inside."""
-    blocks: list[nn.Module] = []
-    for child in model.children():
-        if isinstance(child, nn.ModuleList | nn.Sequential):
-            members = list(child)
-            counts = {kind: sum(type(m) is kind for m in members) for kind in map(type, members)}
-            repeated = [m for m in members if counts[type(m)] > 1 and not _from_torch_nn(m)]
-            if repeated:
-                blocks.extend(repeated)
-                continue
-        blocks.extend(repeated_blocks(child))
-    return blocks
+class CompiledOrEager(nn.Module):
+    """``torch.compile(module)``; when compiling fails (at wrapping or at the first call, where
+    compilation happens), warn once and run ``module`` eagerly from then on."""
+
+    def __init__(self, module: nn.Module, backend: str) -> None:
+        super().__init__()
+        self.module, self.backend = module, backend
+        self.compiled: nn.Module | None = None
+        try:
+            self.compiled = torch.compile(module, backend=backend)
+        except Exception as error:
+            self._fall_back(error)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        if self.compiled is None:
+            return self.module(*args, **kwargs)
+        try:
+            return self.compiled(*args, **kwargs)
+        except Exception as error:
+            self._fall_back(error)
+            return self.module(*args, **kwargs)
+
+    def _fall_back(self, error: Exception) -> None:
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        log.warning("torch.compile(backend=%r) failed, training eagerly instead: %s",
+                    self.backend, first_line)
+        self.compiled = None
 
 
-def _from_torch_nn(module: nn.Module) -> bool:
-    return type(module).__module__.startswith("torch.nn.")
-
-
-def _local(parameter: torch.Tensor) -> torch.Tensor:
-    """This process's shard of a (possibly sharded) parameter."""
-    to_local = getattr(parameter, "to_local", None)
-    return to_local() if to_local is not None else parameter
-
-
-def _full_state(cpu_offload: bool = False, strict: bool = True) -> Any:
-    from torch.distributed.checkpoint.state_dict import StateDictOptions
-
-    return StateDictOptions(full_state_dict=True, cpu_offload=cpu_offload, strict=strict)
+def enable_gradient_checkpointing(backbone: nn.Module | None) -> None:
+    """Recompute the backbone's activations in the backward pass (less memory, more time)."""
+    switch = getattr(backbone, "set_grad_checkpointing", None)
+    if switch is None:
+        raise ConfigError("train.gradient_checkpointing: this backbone does not support it "
+                          f"({type(backbone).__name__} has no set_grad_checkpointing)")
+    switch(True)
 
 
 def select_device(preference: str = "auto") -> torch.device:

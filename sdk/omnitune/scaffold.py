@@ -61,28 +61,25 @@ HOOKS = '''
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 import omnitune
+from omnitune.options import Options
 from omnitune.registry import RegisterCallback
 
 OMNITUNE_API_VERSION = ${api_version}
 
 
-class _Options(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RegressionConfig(_Options):
+class RegressionConfig(Options):
     pass
 
 
-class MLPConfig(_Options):
+class MLPConfig(Options):
     in_features: int = Field(4, ge=1, description="Width of the input vectors.")
     hidden: int = Field(32, ge=1, description="Width of the hidden layer.")
 
 
-class SyntheticConfig(_Options):
+class SyntheticConfig(Options):
     rows: int = Field(256, ge=8, description="How many examples to generate.")
     features: int = Field(4, ge=1, description="Width of each input vector.")
     noise: float = Field(0.01, ge=0, description="Standard deviation of the target noise.")

@@ -29,8 +29,9 @@ __all__ = ["LOGGERS", "RunLogger", "attached", "create_loggers", "flatten"]
 
 
 def create_loggers(run: RunConfig, output_dir: Path) -> list[RunLogger]:
-    """One logger per name in ``run.train.loggers``. ``jsonl`` needs none: the loop writes
-    ``metrics.jsonl`` itself. A tracker whose package is missing is a ConfigError."""
+    """One logger per name in ``run.train.loggers``. ``jsonl`` needs none: the built-in
+    ``ProgressLogger`` (omnitune.progress) always writes ``metrics.jsonl``.
+    A tracker whose package is missing is a ConfigError."""
     loggers = []
     for name in dict.fromkeys(run.train.loggers):
         if name == "jsonl":

@@ -1,0 +1,138 @@
+"""A fine-tuned teacher against smaller students made from its own weights.
+
+    python benchmarks/distill.py --teacher runs/teacher/artifact [--layers 0,2,4] \\
+        [--workdir runs/distill-bench] [--uncached] [--set KEY=VALUE ...]
+
+Without ``--teacher`` the main job (``omnitune train``) is trained first as the teacher. The
+students keep ``--layers`` of the teacher's encoder, with the teacher's weights, and are then
+fine-tuned with the teacher's settings (plus ``--set``): (a) alone, (b) with distillation from
+the teacher, its logits cached once for the training split; with ``--uncached`` also (c) the
+teacher run at every step. For each model: test accuracy, parameters, inference latency at
+batch 1 and throughput at batch 32 through ``Predictor`` (tokenisation included) on the test
+split's texts, and the training time (wall and CPU). Prints a table, then a JSON object last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import omnitune
+from omnitune.build import build_dataset
+from omnitune.compress import compress
+from omnitune.config import validate_components
+
+LATENCY_INPUTS = 100
+THROUGHPUT_BATCHES = 10
+
+
+def timed(action: Callable[[], Path]) -> tuple[Path, dict[str, float]]:
+    """Run ``action``; its wall and CPU seconds (all threads of this process)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = action()
+    return result, {"train_wall_s": time.perf_counter() - wall, "train_cpu_s": time.process_time() - cpu}
+
+
+def test_texts(artifact: Path) -> list[str]:
+    predictor = omnitune.Predictor.load(artifact)
+    run, plugins = predictor.config, predictor.plugins
+    splits = build_dataset(run, validate_components(run, plugins.registry), plugins.registry)
+    return [example.text for example in splits.test]
+
+
+def speed(artifact: Path, texts: list[str]) -> dict[str, float]:
+    """Median batch-1 latency and batch-32 throughput, wall and CPU, on the CPU."""
+    predictor = omnitune.Predictor.load(artifact, device="cpu")
+    predictor.predict(texts[:32], batch_size=32)  # warm up
+    walls, cpus = [], []
+    for text in texts[:LATENCY_INPUTS]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        predictor.predict([text], batch_size=1)
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    batch = texts[:32 * THROUGHPUT_BATCHES]
+    wall, cpu = time.perf_counter(), time.process_time()
+    predictor.predict(batch, batch_size=32)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {"latency_b1_ms": 1000 * statistics.median(walls),
+            "latency_b1_cpu_ms": 1000 * statistics.median(cpus),
+            "throughput_b32_per_s": len(batch) / wall, "throughput_b32_per_cpu_s": len(batch) / cpu,
+            "parameters": sum(p.numel() for p in predictor.task.model.parameters())}
+
+
+def describe(artifact: Path, texts: list[str], training: dict[str, float]) -> dict[str, Any]:
+    metrics = json.loads((artifact / "metrics.json").read_text(encoding="utf-8"))
+    return {"test_accuracy": metrics.get("test_accuracy"), "test_macro_f1": metrics.get("test_macro_f1"),
+            **speed(artifact, texts), **training, "artifact": str(artifact)}
+
+
+def students(teacher: Path, workdir: Path, layers: list[int], overrides: list[str],
+             uncached: bool) -> dict[str, tuple[Path, dict[str, float]]]:
+    quiet = [*overrides, "train.progress=false"]
+    runs = {
+        "student_alone": lambda: compress(teacher, workdir / "alone", layers=layers,
+                                          fine_tune=True, overrides=quiet),
+        "student_distilled": lambda: compress(teacher, workdir / "distilled", layers=layers,
+                                              distill=True,
+                                              overrides=[*quiet, "train.distill.cache_logits=true"]),
+    }
+    if uncached:
+        runs["student_distilled_uncached"] = lambda: compress(teacher, workdir / "uncached",
+                                                              layers=layers, distill=True,
+                                                              overrides=quiet)
+    return {name: timed(action) for name, action in runs.items()}
+
+
+def print_table(results: dict[str, dict[str, Any]]) -> None:
+    header = (f"{'model':<28}{'test acc':>9}{'params':>12}{'b1 ms':>8}{'b1 cpu ms':>10}"
+              f"{'b32 /s':>8}{'b32 /cpu s':>11}{'train s':>9}{'train cpu s':>12}")
+    print(header, file=sys.stderr)
+    for name, row in results.items():
+        print(f"{name:<28}{row['test_accuracy'] or float('nan'):>9.4f}{row['parameters']:>12,}"
+              f"{row['latency_b1_ms']:>8.1f}{row['latency_b1_cpu_ms']:>10.1f}"
+              f"{row['throughput_b32_per_s']:>8.1f}{row['throughput_b32_per_cpu_s']:>11.1f}"
+              f"{row.get('train_wall_s', float('nan')):>9.0f}{row.get('train_cpu_s', float('nan')):>12.0f}",
+              file=sys.stderr)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--teacher", type=Path, help="teacher artifact; default: train the main job")
+    parser.add_argument("--layers", default="0,2,4", help="teacher layers the students keep")
+    parser.add_argument("--workdir", type=Path, default=Path("runs/distill-bench"))
+    parser.add_argument("--uncached", action="store_true", help="also distil without the logit cache")
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    args = parser.parse_args()
+    layers = [int(part) for part in args.layers.split(",")]
+    training: dict[str, float] = {}
+    if args.teacher is None:
+        result, training = timed(lambda: omnitune.finetune(
+            overrides=[*args.overrides, f"output_dir={args.workdir / 'teacher'}",
+                       "train.progress=false"]).artifact)
+        args.teacher = result
+    texts = test_texts(args.teacher)
+    results = {"teacher": describe(args.teacher, texts, training)}
+    for name, (artifact, cost) in students(args.teacher, args.workdir, layers, args.overrides,
+                                           args.uncached).items():
+        results[name] = describe(artifact, texts, cost)
+    teacher = results["teacher"]
+    for row in results.values():
+        row["accuracy_vs_teacher"] = row["test_accuracy"] / teacher["test_accuracy"]
+        row["throughput_vs_teacher"] = row["throughput_b32_per_s"] / teacher["throughput_b32_per_s"]
+        row["cpu_throughput_vs_teacher"] = (row["throughput_b32_per_cpu_s"]
+                                            / teacher["throughput_b32_per_cpu_s"])
+    print_table(results)
+    print(json.dumps({**results, "layers": layers, "torch_threads": torch.get_num_threads()}))
+
+
+if __name__ == "__main__":
+    main()
