@@ -42,7 +42,7 @@ def test_attributions_are_complete(predictor: Predictor) -> None:
         ids = tokenizer([text], return_tensors="pt")
         baseline = ids["input_ids"].clone()
         baseline[0, 1:-1] = tokenizer.pad_token_id  # [CLS] pad ... pad [SEP]
-        index = predictor.task.labels.index(e.label)
+        index = list(predictor.task.labels).index(e.label)
         with torch.no_grad():
             score = model(ids["input_ids"], ids["attention_mask"])[0, index].item()
             base = model(baseline, ids["attention_mask"])[0, index].item()

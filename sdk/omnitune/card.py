@@ -5,6 +5,7 @@ training settings, hardware and time, known limitations."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from omnitune.checkpoint import atomic_write_text
 from omnitune.data import Splits
 from omnitune.plugins import Plugins
 
+log = logging.getLogger("omnitune")
 Interval = tuple[float, float]
 
 PIPELINE_TAGS = {"text-classification": "text-classification",
@@ -38,9 +40,14 @@ def write_model_card(artifact: Path, splits: Splits, plugins: Plugins, *, base_m
     batch_size = config["train"]["eval_batch_size"] or config["train"]["batch_size"]
     intervals = {}
     for prefix, examples in (("eval", splits.validation), ("test", splits.test)):
-        if examples:
+        if not examples:
+            continue
+        try:
             outputs = collect_outputs(predictor.task, examples, predictor.runtime.device, batch_size)
             intervals[prefix] = bootstrap_intervals(outputs, metric_fns, seed=config["train"]["seed"])
+        except Exception as error:  # the trained artifact stands; its card just lacks intervals
+            log.warning("model card: no confidence intervals on %s (%s: %s)", prefix,
+                        type(error).__name__, error)
     sizes = {name: len(getattr(splits, name) or []) for name in ("train", "validation", "test")}
     if base_model:
         config["backbone"]["model"] = base_model

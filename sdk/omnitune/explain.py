@@ -44,7 +44,7 @@ def _explain_one(predictor: Predictor, raw: Any, labels: list[str], target: str 
     batch = predictor.runtime.to_device(predictor.task.encode_inputs([raw]))
     model = predictor.task.model.eval()
     with torch.no_grad():
-        logits = model(**batch).float()
+        logits = model(*batch.values()).float()  # encode_inputs orders them as forward takes them
     index = labels.index(target) if target is not None else int(logits.argmax(-1)[0])
     if "input_ids" in batch:
         return _explain_tokens(predictor, model, batch, raw, labels[index], index, steps)
