@@ -7,7 +7,7 @@ inheriting from a classification base class. Training steps put their logits in
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
@@ -42,12 +42,6 @@ class LabelSet:
     def __init__(self, names: Iterable[str]) -> None:
         self.names: list[str] = list(names)
         self._index = {name: i for i, name in enumerate(self.names)}
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names)
 
     def index(self, name: str, where: str) -> int:
         """The index of label ``name``; ``where`` names the example in the error."""
