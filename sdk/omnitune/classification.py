@@ -30,7 +30,9 @@ class BackboneHead(nn.Module):
         self.backbone = backbone
         self.head = head
 
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+    def forward(self, *inputs: torch.Tensor, **named: torch.Tensor) -> torch.Tensor:
+        """Positional inputs, or a batch as keywords (``model(**batch)``) passed on in its order."""
+        inputs = (*inputs, *named.values())
         if self.stem is not None:
             inputs = (self.stem(*inputs),)
         return self.head(self.backbone(*inputs))
