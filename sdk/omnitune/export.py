@@ -148,7 +148,7 @@ def export(
 def export_spec(predictor: Any) -> ExportSpec:
     """The task's export description, from the first plugin whose ``export_spec`` hook answers."""
     name = predictor.config.task.name
-    spec = predictor.plugins.hook.export_spec(task=predictor.task, config=predictor.config)
+    spec = predictor.plugins.manager.hook.export_spec(task=predictor.task, config=predictor.config)
     if spec is None:
         raise PluginError(f"task {name!r} cannot be exported: no plugin's export_spec hook answered "
                           "for it (its plugin has to implement export_spec; see docs/deploy.md)")
