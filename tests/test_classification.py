@@ -45,6 +45,7 @@ def test_steps_keep_the_logits_and_decide_by_softmax() -> None:
 def test_backbone_head_with_a_stem_trains_the_stem_at_the_head_rate() -> None:
     model = BackboneHead(nn.Linear(8, 4), nn.Linear(4, 2), stem=nn.Linear(3, 8))
     assert model(torch.ones(5, 3)).shape == (5, 2)
+    assert torch.equal(model(features=torch.ones(5, 3)), model(torch.ones(5, 3)))  # model(**batch)
     assert BackboneHead(nn.Linear(3, 4), nn.Linear(4, 2))(torch.ones(5, 3)).shape == (5, 2)
     optimizer = build_optimizer(model, TrainConfig(lr=1e-4, head_lr=1e-2))
     rates = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}

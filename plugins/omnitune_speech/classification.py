@@ -57,13 +57,14 @@ class AudioClassification(SpeechTask):
             raise ConfigError("audio-classification needs a dataset with labels (audio-folder, or "
                               "audio-manifest with target: label)")
         self.config = config
-        self.labels = LabelSet(data_info["labels"])
+        self.label_set = LabelSet(data_info["labels"])
+        self.labels: list[str] = self.label_set.names
         self.model = ClipClassifier(backbone, head(backbone.num_features, len(self.labels)),
                                     WaveAugment(config.augment), config.pooling)
 
     def collate(self, examples: list[Any]) -> dict[str, torch.Tensor]:
         kept, waveforms, lengths = self.decode([e.path for e in examples])
-        labels = self.labels.indices([examples[i].target for i in kept], [examples[i].path for i in kept])
+        labels = self.label_set.indices([examples[i].target for i in kept], [examples[i].path for i in kept])
         return {"waveforms": waveforms, "lengths": lengths, "labels": labels}
 
     def num_items(self, batch: dict[str, torch.Tensor]) -> int:
@@ -77,7 +78,7 @@ class AudioClassification(SpeechTask):
         return softmax_evaluation(out.loss, out.outputs["logits"], batch["labels"])
 
     def predict_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
-        return self.labels.predictions(model(batch["waveforms"], batch["lengths"]).float().softmax(dim=-1))
+        return self.label_set.predictions(model(batch["waveforms"], batch["lengths"]).float().softmax(dim=-1))
 
     def preprocessing(self) -> dict[str, Any]:
-        return {**super().preprocessing(), "pooling": self.config.pooling, "labels": self.labels.names}
+        return {**super().preprocessing(), "pooling": self.config.pooling, "labels": self.labels}

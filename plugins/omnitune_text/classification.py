@@ -40,7 +40,8 @@ class TextClassification(Task):
                 "(dataset.label_separator makes a dataset multi-label)"
             )
         self.config = config
-        self.labels = LabelSet(data_info["labels"])
+        self.label_set = LabelSet(data_info["labels"])
+        self.labels: list[str] = self.label_set.names
         self.tokenizer = backbone.tokenizer
         self.model = BackboneHead(backbone, head(backbone.num_features, len(self.labels)))
 
@@ -48,8 +49,8 @@ class TextClassification(Task):
         batch = self.encode_inputs([e.text for e in examples])
         where = [f"text {e.text[:40]!r}" for e in examples]
         if self.config.multi_label:
-            return {**batch, "labels": self.labels.multi_hot([e.label for e in examples], where)}
-        return {**batch, "labels": self.labels.indices([e.label for e in examples], where)}
+            return {**batch, "labels": self.label_set.multi_hot([e.label for e in examples], where)}
+        return {**batch, "labels": self.label_set.indices([e.label for e in examples], where)}
 
     def encode_inputs(self, inputs: list[str]) -> dict[str, torch.Tensor]:
         encoded = self.tokenizer([str(text) for text in inputs], padding=True, truncation=True,
@@ -76,7 +77,7 @@ class TextClassification(Task):
     def predict_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
         logits = model(batch["input_ids"], batch["attention_mask"]).float()
         if not self.config.multi_label:
-            return self.labels.predictions(logits.softmax(dim=-1))
+            return self.label_set.predictions(logits.softmax(dim=-1))
         scores = torch.sigmoid(logits)
         return [{"labels": [name for name, on in zip(self.labels, row, strict=True) if on],
                  "probabilities": dict(zip(self.labels, row_scores, strict=True))}
@@ -84,7 +85,7 @@ class TextClassification(Task):
 
     def preprocessing(self) -> dict[str, Any]:
         return {"max_length": self.config.max_length, "tokenizer": type(self.tokenizer).__name__,
-                "pooling": self.model.backbone.pooling, "labels": self.labels.names}
+                "pooling": self.model.backbone.pooling, "labels": self.labels}
 
     def _chosen(self, scores: torch.Tensor) -> torch.Tensor:
         return (scores >= self.config.threshold).long()

@@ -34,7 +34,8 @@ class ImageClassification(Task):
             raise ConfigError("image-classification needs an image backbone (timm, efficientnet-lite0), "
                               f"got {type(backbone).__name__}")
         self.config = config
-        self.labels = LabelSet(data_info["labels"])
+        self.label_set = LabelSet(data_info["labels"])
+        self.labels: list[str] = self.label_set.names
         self.metrics = ("accuracy", "macro_f1") + (("top5_accuracy",) if len(self.labels) > 5 else ())
         self.settings = resolve_preprocessing(backbone.data_config, config)
         self.train_transform, self.eval_transform = build_transforms(self.settings)
@@ -47,7 +48,7 @@ class ImageClassification(Task):
             raise DataError("every image of a batch was unreadable and skipped: "
                             + ", ".join(e.name for e in examples))
         images = [(self.train_transform if e.augment else self.eval_transform)(e.image) for e in kept]
-        labels = self.labels.indices([e.label for e in kept], [e.name for e in kept])
+        labels = self.label_set.indices([e.label for e in kept], [e.name for e in kept])
         return {"images": torch.stack(images), "labels": labels}
 
     def encode_inputs(self, inputs: list[str | Path | Image.Image]) -> dict[str, torch.Tensor]:
@@ -72,14 +73,14 @@ class ImageClassification(Task):
         return softmax_evaluation(F.cross_entropy(logits, batch["labels"]), logits, batch["labels"])
 
     def predict_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
-        return self.labels.predictions(model(batch["images"]).float().softmax(dim=-1))
+        return self.label_set.predictions(model(batch["images"]).float().softmax(dim=-1))
 
     def preprocessing(self) -> dict[str, Any]:
         training = self.settings["train"] | {"mixup_alpha": self.config.mixup_alpha,
                                              "cutmix_alpha": self.config.cutmix_alpha,
                                              "label_smoothing": self.config.label_smoothing}
         return self.settings | {"train": training, "architecture": self.model.backbone.architecture,
-                                "labels": self.labels.names}
+                                "labels": self.labels}
 
 
 def _mixup(config: ImageClassificationConfig, num_classes: int) -> Mixup | None:

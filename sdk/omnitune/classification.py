@@ -7,7 +7,7 @@ inheriting from a classification base class. Training steps put their logits in
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
@@ -30,7 +30,9 @@ class BackboneHead(nn.Module):
         self.backbone = backbone
         self.head = head
 
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+    def forward(self, *inputs: torch.Tensor, **named: torch.Tensor) -> torch.Tensor:
+        """Positional inputs, or a batch as keywords (``model(**batch)``) passed on in its order."""
+        inputs = (*inputs, *named.values())
         if self.stem is not None:
             inputs = (self.stem(*inputs),)
         return self.head(self.backbone(*inputs))
@@ -42,12 +44,6 @@ class LabelSet:
     def __init__(self, names: Iterable[str]) -> None:
         self.names: list[str] = list(names)
         self._index = {name: i for i, name in enumerate(self.names)}
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names)
 
     def index(self, name: str, where: str) -> int:
         """The index of label ``name``; ``where`` names the example in the error."""

@@ -28,7 +28,8 @@ class TabularClassification(Task):
         if not hasattr(backbone, "in_features"):
             raise ConfigError("tabular-classification needs a backbone with in_features "
                               f"(tabular-mlp), got {type(backbone).__name__}")
-        self.labels = LabelSet(data_info["labels"])
+        self.label_set = LabelSet(data_info["labels"])
+        self.labels: list[str] = self.label_set.names
         self.features: list[str] = list(data_info["features"])
         self.mean = torch.tensor(data_info["mean"]) if config.standardize else torch.zeros(len(self.features))
         self.std = torch.tensor(data_info["std"]) if config.standardize else torch.ones(len(self.features))
@@ -38,7 +39,7 @@ class TabularClassification(Task):
     def collate(self, examples: list[Row]) -> dict[str, torch.Tensor]:
         features = self._scale(torch.tensor([row.features for row in examples]))
         where = [f"row {row.number}" for row in examples]
-        labels = self.labels.indices([row.label for row in examples], where)
+        labels = self.label_set.indices([row.label for row in examples], where)
         return {"features": features, "labels": labels}
 
     def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
@@ -54,7 +55,7 @@ class TabularClassification(Task):
         return {"features": self._scale(torch.tensor([self.values(raw) for raw in inputs]))}
 
     def predict_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
-        return self.labels.predictions(model(batch["features"]).float().softmax(dim=-1))
+        return self.label_set.predictions(model(batch["features"]).float().softmax(dim=-1))
 
     def preprocessing(self) -> dict[str, Any]:
         return {"features": self.features, "mean": self.mean.tolist(), "std": self.std.tolist()}
