@@ -9,6 +9,7 @@ import contextlib
 import io
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import yaml
@@ -157,7 +158,8 @@ def test_any_python_predict_input_predicts_or_gives_a_data_error(text_predictor:
 @given(args=st.lists(st.text(max_size=30), min_size=1, max_size=3), device=st.text(max_size=8))
 def test_any_predict_command_line_gives_a_documented_exit(text_predictor: Predictor,
                                                           args: list[str], device: str) -> None:
-    assert run_cli(["predict", "artifact", *args]) in DOCUMENTED
+    with mock.patch("sys.stdin", io.StringIO("a fine film\n")):  # args == ['-'] reads stdin
+        assert run_cli(["predict", "artifact", *args]) in DOCUMENTED
     assert run_cli(["predict", "artifact", "a fine film", "--device", device]) in DOCUMENTED
 
 
