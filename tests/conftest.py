@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import os
 import random
 import subprocess
 import sys
 import sysconfig
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,8 @@ import pytest
 import torch
 
 import omnitune
+
+pytest_plugins = ["deploy_fixtures"]  # tiny artifacts and bundles of every task, for the deploy tests
 
 POSITIVE = ["great", "wonderful", "superb", "lovely", "brilliant", "delightful", "moving", "fun"]
 NEGATIVE = ["awful", "boring", "dreadful", "dull", "terrible", "clumsy", "tedious", "weak"]
@@ -170,11 +174,51 @@ def example_plugins(example_env: PluginEnv, monkeypatch: pytest.MonkeyPatch) -> 
         del sys.modules[name]
 
 
+HUB_PROBE = "https://huggingface.co/hf-internal-testing/tiny-random-BertModel/resolve/main/config.json"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``gpu`` tests run wherever CUDA is present and are skipped elsewhere."""
-    if torch.cuda.is_available():
-        return
-    skip = pytest.mark.skip(reason="needs CUDA")
+    """``gpu`` tests run wherever CUDA is present, ``network`` tests wherever the Hugging Face hub
+    answers; each is skipped elsewhere."""
+    skips = {"gpu": None if torch.cuda.is_available() else "needs CUDA"}
+    if any("network" in item.keywords for item in items):
+        skips["network"] = None if _hub_reachable() else "the Hugging Face hub is unreachable"
     for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
+        for marker, reason in skips.items():
+            if reason and marker in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def _hub_reachable(timeout: float = 5.0) -> bool:
+    """Whether the hub serves a file now (a model's config), not merely whether DNS answers."""
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return False
+    probe = urllib.request.Request(HUB_PROBE, method="HEAD")
+    try:
+        with urllib.request.urlopen(probe, timeout=timeout) as response:
+            return response.status == 200
+    except OSError:
+        return False
+@pytest.fixture(scope="session")
+def trained_text_run(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny BERT trained on generated reviews (one sentiment word decides the label) and
+    tested on a file where every sixth label is flipped, started from inside a git repository:
+    its output folder, with ``artifact/``. Shared by the report, model-card and explanation
+    tests; treat it as read-only."""
+    root = tmp_path_factory.mktemp("trained-text")
+    data = write_csv(root / "reviews.csv", sentiment_rows(300))
+    tested = sentiment_rows(60, seed=1)
+    for row in tested[3::6]:  # wrong labels in the test file, so the report has mistakes to show
+        row["label"] = {"pos": "neg", "neg": "pos"}[row["label"]]
+    test_file = write_csv(root / "tested.csv", tested)
+    repository = root / "repository"
+    repository.mkdir()
+    identity = ["-c", "user.name=t", "-c", "user.email=t@t"]
+    for command in (["init", "-q"], [*identity, "commit", "-q", "--allow-empty", "-m", "x"]):
+        subprocess.run(["git", "-C", str(repository), *command], check=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(repository)
+        run = tiny_run(tiny_bert, data, root / "run", epochs=4)
+        run["dataset"]["test"] = str(test_file)
+        omnitune.finetune(run, plugins=omnitune.load_plugins())
+    return root / "run"

@@ -60,6 +60,13 @@ def recommendation(workdir: Path) -> dict:
                       {"name": "mf", "dim": 8}, batch_size=32)
 
 
+def causal_lm(workdir: Path) -> dict:
+    from lm_fixtures import lm_run, save_tiny_llama, write_capitals
+
+    model = save_tiny_llama(workdir / "llama")
+    return lm_run(model, write_capitals(workdir / "capitals.jsonl"), workdir / "run")
+
+
 CASES = [
     ConformanceCase("text-classification", text_classification, ["the film was wonderful", "dull"],
                     invalid=["task.max_length=2", "dataset.validation_fraction=1.5"]),
@@ -74,6 +81,8 @@ CASES = [
                     invalid=["backbone.channels=[]", "dataset.target=words"]),
     ConformanceCase("recommendation", recommendation, ["user1", "user2", "nobody"],
                     invalid=["backbone.dim=0", "dataset.rating_threshold=abc"]),
+    ConformanceCase("causal-lm", causal_lm, ["capital of peru?", [{"role": "user", "content": "hi"}]],
+                    invalid=["task.max_length=2", "task.top_p=0"]),
     ConformanceCase("tabular-classification (examples/acme-tabular)", tabular_classification,
                     [{"income": 90_000, "age": 70, "noise": 0}, [20_000, 20, 0.5], "50000,49,0"],
                     invalid=["backbone.depth=0", "dataset.feature_columns=[]"]),

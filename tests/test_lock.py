@@ -14,7 +14,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
-LOCKED_EXTRAS = ("all", "test", "bench")
+LOCKED_EXTRAS = ("all", "test", "bench", "mlflow", "wandb")
 
 
 def lock_entries() -> dict[str, list[str]]:

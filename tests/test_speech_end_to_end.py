@@ -57,24 +57,26 @@ def test_speech_recognition_fit_predict_and_cli(tmp_path: Path, plugins: omnitun
            "dataset": {"name": "audio-manifest", "manifest": str(manifest), "target_column": "text",
                        "target": "transcript", "group_column": "speaker",
                        "validation_fraction": 0.17, "test_fraction": 0.17},
-           "train": train_settings(epochs=2, batch_size=8, lr=1e-2, head_lr=1e-2),
+           "train": train_settings(epochs=10, batch_size=8, lr=3e-2, head_lr=3e-2),
            "output_dir": str(tmp_path / "run")}
     result = omnitune.finetune(run, plugins=plugins)
 
     assert json.loads((result.artifact / "data_info.json").read_text())["vocabulary"] == ["a", "b"]
-    assert result.metrics["test_cer"] >= 0 and result.metrics["test_wer"] >= 0
+    # After one epoch the model still emits (nearly) nothing, a CER of about 1; trained, it spells.
     metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert any("eval_cer" in line for line in metrics)
+    first_cer = next(line["eval_cer"] for line in metrics if "eval_cer" in line)
+    assert first_cer >= 0.9, metrics
+    assert result.metrics["test_cer"] <= 0.25 and result.metrics["test_wer"] <= 0.5, result.metrics
 
     predictor = omnitune.Predictor.load(result.artifact, plugins=plugins)
     (prediction,) = predictor.predict([str(tmp_path / "clips" / "clip0.flac")])
-    assert set(prediction["text"]) <= {"a", "b"}
+    assert prediction["text"] == "ab"
 
     done = subprocess.run([sys.executable, "-m", "omnitune.cli", "predict", str(result.artifact),
                            str(tmp_path / "clips" / "clip1.flac"), "--json"],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
-    assert set(json.loads(done.stdout)["text"]) <= {"a", "b"}
+    assert json.loads(done.stdout)["text"] == "ba"
 
 
 def test_cli_predict_names_a_bad_file(tmp_path: Path, plugins: omnitune.Plugins) -> None:

@@ -114,3 +114,20 @@ def test_image_classification_refuses_a_non_image_backbone() -> None:
     with pytest.raises(omnitune.ConfigError, match="needs an image backbone"):
         ImageClassification(ImageClassificationConfig(), backbone=nn.Linear(2, 2),
                             head=nn.Linear, data_info={"labels": ["a", "b"]})
+
+
+def test_explain_pixels_is_complete_and_draws_a_heatmap(trained: omnitune.RunResult, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from omnitune.explain import explain
+
+    image = picture("green", seed=99)
+    image.save(tmp_path / "green.png")
+    (e,) = explain(omnitune.Predictor.load(trained.artifact), [str(tmp_path / "green.png")], steps=128)
+    assert e.label == "green" and e.attributions.shape == (32, 32)
+    gap = e.score - e.baseline_score
+    assert e.attributions.sum().item() == pytest.approx(gap, abs=1e-3 + 0.02 * abs(gap))
+    assert main(["explain", str(trained.artifact), str(tmp_path / "green.png"), "--output-dir",
+                 str(tmp_path / "out")]) == 0
+    assert capsys.readouterr().out.startswith("green\t")
+    with Image.open(tmp_path / "out" / "explanation-0.png") as heatmap:
+        assert heatmap.format == "PNG" and heatmap.width > 300

@@ -29,13 +29,15 @@ TEXT_EXPORT = "text"
 @dataclass(frozen=True)
 class Catalogue:
     """What a backbone needs from the dataset: sizes, item texts, which items have training data,
-    and the users' categorical features (``user_features`` of the dataset's info, if any)."""
+    the users' categorical features (``user_features`` of the dataset's info, if any) and each
+    user's training items (the graph of graph backbones)."""
 
     num_users: int
     num_items: int
     item_texts: list[str] | None
     popularity: list[int]
     user_features: dict[str, Any] | None = None
+    train_items: list[list[int]] | None = None
 
 
 class MatrixFactorization(nn.Module):

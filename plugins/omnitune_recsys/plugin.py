@@ -15,7 +15,7 @@ from omnitune.registry import RegisterCallback
 OMNITUNE_API_VERSION = 1
 
 CUTOFFS = (5, 10, 20)
-METRICS = tuple(f"{name}_at_{k}" for name in ("recall", "ndcg", "hitrate") for k in CUTOFFS) + ("mrr",)
+METRICS = tuple(f"{name}_at_{k}" for name in ("recall", "ndcg", "hitrate", "mrr") for k in CUTOFFS) + ("mrr",)
 
 
 # -- datasets ---------------------------------------------------------------------------------
@@ -115,9 +115,32 @@ class TwoTowerConfig(Options):
     init_std: float = Field(0.05, gt=0, description="Standard deviation of the initial id embeddings.")
 
 
+class LightGCNConfig(Options):
+    dim: int = Field(64, ge=1, le=4096, description="Embedding size of users and items.")
+    layers: int = Field(2, ge=0, le=8, description="Propagation steps over the user-item graph.")
+    init_std: float = Field(0.1, gt=0, description="Standard deviation of the initial embeddings.")
+
+
+class SASRecConfig(Options):
+    dim: int = Field(64, ge=8, le=1024, description="Size of item embeddings and hidden states.")
+    layers: int = Field(2, ge=1, le=12, description="Causal self-attention layers.")
+    heads: int = Field(2, ge=1, le=16, description="Attention heads per layer (must divide dim).")
+    max_length: int = Field(50, ge=2, le=1024, description="Most recent items read from a history.")
+    dropout: float = Field(0.2, ge=0, lt=1, description="Dropout on embeddings, attention and layers.")
+    init_std: float = Field(0.02, gt=0, description="Standard deviation of the initial embeddings.")
+
+    @model_validator(mode="after")
+    def _heads_divide_dim(self) -> SASRecConfig:
+        if self.dim % self.heads:
+            raise ValueError(f"dim {self.dim} is not a multiple of heads {self.heads}")
+        return self
+
+
 class RecommendationConfig(Options):
-    loss: Literal["bpr", "softmax"] = Field(
-        "bpr", description="bpr: sampled negatives; softmax: sampled softmax over in-batch items."
+    loss: Literal["bpr", "softmax", "full-softmax"] = Field(
+        "bpr", description="bpr: sampled negatives; softmax: sampled softmax over in-batch items; "
+        "full-softmax: cross-entropy over the whole catalogue. Sequential backbones (sasrec) always "
+        "train on next-item cross-entropy over the whole catalogue."
     )
     negatives: Literal["uniform", "popularity"] = Field(
         "uniform", description="How BPR negatives are drawn (never an item the user trained on)."
@@ -146,6 +169,10 @@ def register_backbones(register: RegisterCallback) -> None:
              description="Matrix factorisation: one embedding per user and per item.")
     register("two-tower", "omnitune_recsys.backbones:two_tower", config=TwoTowerConfig,
              description="User ids | item ids + item text through a pretrained text backbone.")
+    register("lightgcn", "omnitune_recsys.lightgcn:lightgcn", config=LightGCNConfig,
+             description="LightGCN: user and item embeddings propagated over the training graph.")
+    register("sasrec", "omnitune_recsys.sasrec:sasrec", config=SASRecConfig,
+             description="SASRec: next item from the user's history by causal self-attention.")
 
 
 @hookimpl
@@ -168,3 +195,12 @@ def _mean_over_users(key: str) -> Callable[[Any], Callable[[dict[str, Any]], flo
         return lambda outputs: outputs[key].float().mean().item()
 
     return factory
+
+
+@hookimpl
+def export_spec(task: Any, config: Any) -> Any:
+    if config.task.name != "recommendation":
+        return None
+    from omnitune_recsys.export import recommendation_spec
+
+    return recommendation_spec(task)

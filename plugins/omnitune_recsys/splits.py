@@ -36,6 +36,7 @@ class EvalUser(NamedTuple):
     targets: tuple[int, ...]
     masked: tuple[int, ...]
     candidates: tuple[int, ...] | None = None  # None: the whole catalogue
+    history: tuple[int, ...] | None = None  # what the user had before the targets, in time order
 
 
 def make_splits(events: Sequence[Interaction], options: InteractionSplitOptions,
@@ -67,6 +68,7 @@ def make_splits(events: Sequence[Interaction], options: InteractionSplitOptions,
         "items": items,
         "item_texts": _texts_in_order(items, item_texts),
         "train_items": [sorted(train.get(u, ())) for u in range(len(users))],
+        "train_sequences": [_in_time_order(train.get(u, []), by_user.get(u, [])) for u in range(len(users))],
         "popularity": _popularity(train, len(items)),
         "cold_items": sorted(item_index[i] for i in cold),
         "split": options.split,
@@ -85,8 +87,9 @@ def _leave_last_out(by_user: dict[int, list[int]]) -> tuple[dict[int, list[int]]
             train[user] = chosen
             continue
         train[user] = chosen[:-2]
-        validation.append(EvalUser(user, (chosen[-2],), tuple(sorted(chosen[:-2]))))
-        test.append(EvalUser(user, (chosen[-1],), tuple(sorted(chosen[:-1]))))
+        earlier, before_test = tuple(chosen[:-2]), tuple(chosen[:-1])
+        validation.append(EvalUser(user, (chosen[-2],), tuple(sorted(earlier)), history=earlier))
+        test.append(EvalUser(user, (chosen[-1],), tuple(sorted(before_test)), history=before_test))
     return train, validation, test
 
 
@@ -120,6 +123,12 @@ def _draw_cold_items(items: list[str], fraction: float, seed: int) -> set[str]:
         return set()
     count = max(1, round(fraction * len(items)))
     return set(random.Random(f"cold:{seed}").sample(items, count))
+
+
+def _in_time_order(items: Sequence[int], ordered: Sequence[int]) -> list[int]:
+    """``items`` in the order they have in ``ordered`` (a user's items by time)."""
+    kept = set(items)
+    return [item for item in ordered if item in kept]
 
 
 def _texts_in_order(items: list[str], texts: dict[str, str] | None) -> list[str] | None:

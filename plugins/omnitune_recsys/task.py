@@ -3,7 +3,7 @@ evaluated by ranking the whole catalogue, and queried with ``recommend`` / ``sim
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -16,20 +16,26 @@ from omnitune_recsys.backbones import Catalogue
 from omnitune_recsys.plugin import METRICS, RecommendationConfig
 from omnitune_recsys.ranking import eval_batch, rank_metrics
 from omnitune_recsys.sampling import NegativeSampler, SeenPairs, negative_weights
+from omnitune_recsys.sasrec import history_tensor, training_windows
 from omnitune_recsys.splits import EvalUser, Positive
 from omnitune_recsys.user_features import UNKNOWN, feature_indices
 
 
 class Recommender(nn.Module):
     """Wraps a backbone so that the loop (and DDP) sees one ``forward``: the vectors of
-    ``users`` and of ``items`` (``None``: every item)."""
+    ``users`` (or, for a sequential backbone, of every position of ``histories``) and of
+    ``items`` (``None``: every item)."""
 
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
         self.backbone = backbone
 
-    def forward(self, users: torch.Tensor,
-                items: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, users: torch.Tensor | None = None, items: torch.Tensor | None = None,
+                histories: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if histories is not None:
+            return self.backbone.history_vectors(histories), self.backbone.item_vectors(items)
+        if hasattr(self.backbone, "vectors"):  # graph backbones: one propagation for both sides
+            return self.backbone.vectors(users, items)
         return self.backbone.user_vectors(users), self.backbone.item_vectors(items)
 
 
@@ -44,8 +50,8 @@ class Recommendation(Task):
     def __init__(self, config: RecommendationConfig, *, backbone: nn.Module,
                  head: Callable[[int, int], nn.Module], data_info: dict[str, Any]) -> None:
         if not hasattr(backbone, "build"):
-            raise ConfigError(f"recommendation needs a recommendation backbone (mf, two-tower), "
-                              f"got {type(backbone).__name__}")
+            raise ConfigError("recommendation needs a recommendation backbone (mf, two-tower, lightgcn, "
+                              f"sasrec), got {type(backbone).__name__}")
         self.config = config
         self.users: list[str] = data_info["users"]
         self.items: list[str] = data_info["items"]
@@ -54,8 +60,11 @@ class Recommendation(Task):
         self.item_index = {item: i for i, item in enumerate(self.items)}
         self.train_items: list[list[int]] = data_info["train_items"]
         self.popularity = torch.tensor(data_info["popularity"], dtype=torch.float32)
+        self.sequential = bool(getattr(backbone, "sequential", False))
+        self.train_sequences: list[list[int]] = data_info.get("train_sequences") or self.train_items
+        self.positions = [{item: t for t, item in enumerate(sequence)} for sequence in self.train_sequences]
         backbone.build(Catalogue(len(self.users), len(self.items), self.item_texts, data_info["popularity"],
-                                 data_info.get("user_features")))
+                                 data_info.get("user_features"), self.train_items))
         self.model = Recommender(backbone)
         weights = negative_weights(data_info["popularity"], config.negatives, config.popularity_exponent)
         self.seen = SeenPairs(self.train_items, len(self.items))
@@ -65,9 +74,17 @@ class Recommendation(Task):
 
     def collate(self, examples: list[Positive | EvalUser]) -> dict[str, torch.Tensor]:
         if isinstance(examples[0], EvalUser):
-            return eval_batch(examples, len(self.items))
+            batch = eval_batch(examples, len(self.items))
+            if self.sequential:
+                batch["histories"] = self._histories([self.train_sequences[e.user] if e.history is None
+                                                      else e.history for e in examples])
+            return batch
+        if self.sequential:
+            return self._windows(examples)
         users = torch.tensor([e.user for e in examples])
         positives = torch.tensor([e.item for e in examples])
+        if self.config.loss == "full-softmax":
+            return {"users": users, "positives": positives}
         if self.config.loss == "bpr":
             return {"users": users, "positives": positives,
                     "negatives": self.sampler.sample(users, self.config.num_negatives)}
@@ -76,10 +93,36 @@ class Recommendation(Task):
         return {"users": users, "positives": positives, "false_negatives": false_negatives}
 
     def num_items(self, batch: dict[str, torch.Tensor]) -> int:
-        return len(batch["users"])
+        return int((batch["targets"] >= 0).sum()) if "inputs" in batch else len(batch["users"])
+
+    def _windows(self, examples: list[Positive]) -> dict[str, torch.Tensor]:
+        """Next-item windows for a sequential backbone. Each training pair ends a window (of up
+        to ``max_length`` predictions) with probability ``1 / max_length``, so that an epoch
+        predicts every pair about once, from windows that start anywhere."""
+        length = self.model.backbone.max_length
+        ends = [(e.user, self.positions[e.user][e.item]) for e in examples]
+        ends = [(user, position) for user, position in ends if position > 0]
+        if not ends:  # only first items, which have no history to be predicted from
+            user = max(range(len(self.train_sequences)), key=lambda u: len(self.train_sequences[u]))
+            ends = [(user, len(self.train_sequences[user]) - 1)]
+        keep = (torch.rand(len(ends)) < 1 / length).nonzero().flatten().tolist() or [0]
+        inputs, targets = training_windows([self.train_sequences[ends[i][0]] for i in keep],
+                                           [ends[i][1] for i in keep], length)
+        return {"inputs": inputs, "targets": targets}
+
+    def _histories(self, histories: Sequence[Sequence[int]]) -> torch.Tensor:
+        return history_tensor(histories, self.model.backbone.max_length)
 
     def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
+        if "inputs" in batch:
+            hidden, item_vectors = model(histories=batch["inputs"])
+            logits = self._score(hidden, item_vectors) / self.config.temperature
+            return StepOutput(F.cross_entropy(logits.flatten(0, 1), batch["targets"].flatten()))
         users, positives = batch["users"], batch["positives"]
+        if self.config.loss == "full-softmax":
+            user_vectors, item_vectors = model(users)
+            logits = self._score(user_vectors, item_vectors) / self.config.temperature
+            return StepOutput(F.cross_entropy(logits, positives))
         if self.config.loss == "bpr":
             negatives = batch["negatives"]
             user_vectors, item_vectors = model(users, torch.cat([positives, negatives.flatten()]))
@@ -96,7 +139,11 @@ class Recommendation(Task):
     def evaluation_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
         """Rank the whole catalogue for each user; the loss is the cross-entropy of the held-out
         items under a softmax over the items not masked."""
-        user_vectors, item_vectors = model(batch["users"])
+        if "histories" in batch:
+            hidden, item_vectors = model(histories=batch["histories"])
+            user_vectors = hidden[:, -1]
+        else:
+            user_vectors, item_vectors = model(batch["users"])
         scores = self._score(user_vectors, item_vectors).float()
         log_probs = (scores / self.config.temperature).masked_fill(batch["excluded"], float("-inf"))
         log_probs = log_probs.log_softmax(dim=1)
@@ -107,31 +154,65 @@ class Recommendation(Task):
     # -- prediction ----------------------------------------------------------------------
 
     def encode_inputs(self, inputs: list[Any]) -> dict[str, Any]:
-        """Each input is a user id, or ``{"user": id, "features": {column: value}}``."""
+        """Each input is a user id, or ``{"user": id, "features": {column: value}}``, or (sequential
+        backbones) ``{"user": id, "history": [item ids in time order]}``."""
         return {"queries": [_query(value) for value in inputs]}
 
     def predict_step(self, model: nn.Module, batch: dict[str, Any]) -> list[dict[str, Any]]:
-        return [self.recommend(user, features=features) for user, features in batch["queries"]]
+        return [self.recommend(user, features=features, history=history)
+                for user, features, history in batch["queries"]]
 
     @torch.no_grad()
-    def recommend(self, user_id: str | int, k: int | None = None,
-                  features: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def recommend(self, user_id: str | int, k: int | None = None, features: Mapping[str, Any] | None = None,
+                  history: Sequence[str | int] | None = None) -> dict[str, Any]:
         """The top ``k`` items for a user, leaving out what the user had in training
-        (``basis: history``). A user the model never saw is scored from ``features`` when given
-        and the model has user features (``basis: features``), else gets the most popular items
-        (``basis: popular``); either way the answer says so."""
+        (``basis: history``). With a sequential backbone, ``history`` (item ids in time order)
+        is read at prediction time instead, so a new user with a few clicks is answered without
+        retraining (``basis: given history``). A user the model never saw is scored from
+        ``features`` when given and the model has user features (``basis: features``), else gets
+        the most popular items (``basis: popular``); either way the answer says so."""
         k = min(k or self.config.top_k, len(self.items))
         user = str(user_id)
         index = self.user_index.get(user)
+        if history is not None:
+            return self._recommend_from_history(user, [str(item) for item in history], k)
         if index is not None:
-            user_vectors, item_vectors = self.model(torch.tensor([index], device=self._device()))
-            scores = self._score(user_vectors, item_vectors)[0].float()
+            scores = self._known_user_scores(index)
             scores[self.train_items[index]] = float("-inf")
             return {"user": user, "known_user": True, "basis": "history",
                     "items": self._listing(scores.topk(k))}
         if features:
             return self._recommend_from_features(user, features, k)
         return self._popular(user, k, "not in the training data")
+
+    def _known_user_scores(self, index: int) -> torch.Tensor:
+        if self.sequential:
+            return self._history_scores(self.train_sequences[index])
+        user_vectors, item_vectors = self.model(torch.tensor([index], device=self._device()))
+        return self._score(user_vectors, item_vectors)[0].float()
+
+    def _history_scores(self, history: Sequence[int]) -> torch.Tensor:
+        """Scores of every item as the next one after ``history`` (catalogue indices)."""
+        hidden, item_vectors = self.model(histories=self._histories([history]).to(self._device()))
+        return self._score(hidden[:, -1], item_vectors)[0].float()
+
+    def _recommend_from_history(self, user: str, history: list[str], k: int) -> dict[str, Any]:
+        """Score the next item after ``history``, leaving its items out; unknown items are skipped."""
+        if not self.sequential:
+            backbone = type(self.model.backbone).__name__
+            raise DataError(f"user {user!r}: a history was given but the {backbone} backbone "
+                            "does not read histories; train a sequential backbone (sasrec)")
+        known = [self.item_index[item] for item in history if item in self.item_index]
+        skipped = [item for item in history if item not in self.item_index]
+        if not known:
+            return self._popular(user, k, f"none of its history items {history[:5]} are in the catalogue")
+        scores = self._history_scores(known)
+        scores[known] = float("-inf")
+        answer = {"user": user, "known_user": user in self.user_index, "basis": "given history",
+                  "items": self._listing(scores.topk(min(k, len(self.items) - len(set(known)))))}
+        if skipped:
+            answer["note"] = f"history items not in the catalogue were skipped: {skipped[:5]}"
+        return answer
 
     def _recommend_from_features(self, user: str, features: Mapping[str, Any], k: int) -> dict[str, Any]:
         """Score an unknown user from its categorical features alone."""
@@ -152,8 +233,9 @@ class Recommendation(Task):
                         f"from its features {dict(features)}"}
 
     def _popular(self, user: str, k: int, why: str) -> dict[str, Any]:
+        order = torch.sort(self.popularity, descending=True, stable=True).indices[:k]  # ties: catalogue order
         return {"user": user, "known_user": False, "basis": "popular",
-                "items": self._listing(self.popularity.topk(k)),
+                "items": self._listing(torch.return_types.topk((self.popularity[order], order))),
                 "note": f"unknown user {user!r}: {why}, so these are the most popular items"}
 
     @torch.no_grad()
@@ -194,10 +276,14 @@ class Recommendation(Task):
         return next(self.model.parameters()).device
 
 
-def _query(value: Any) -> tuple[str, Mapping[str, Any] | None]:
-    """``(user id, features)`` of a predict input: an id, or a dict with ``user`` and ``features``."""
+def _query(value: Any) -> tuple[str, Mapping[str, Any] | None, list[Any] | None]:
+    """``(user id, features, history)`` of a predict input: an id, or a dict with ``user`` and
+    ``features`` or ``history``."""
     if isinstance(value, Mapping):
         if "user" not in value:
             raise DataError(f"a recommendation input dict needs a 'user' key, got keys {sorted(value)}")
-        return str(value["user"]), value.get("features")
-    return str(value), None
+        history = value.get("history")
+        if history is not None and (isinstance(history, str | bytes) or not isinstance(history, Sequence)):
+            raise DataError(f"user {value['user']!r}: 'history' must be a list of item ids, got {history!r}")
+        return str(value["user"]), value.get("features"), None if history is None else list(history)
+    return str(value), None, None

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from omnitune.classification import LabelSet, cross_entropy_step, softmax_evaluation
 from omnitune.errors import ConfigError
 from omnitune.task import StepOutput
 from omnitune_speech.augment import WaveAugment
@@ -57,33 +57,27 @@ class AudioClassification(SpeechTask):
             raise ConfigError("audio-classification needs a dataset with labels (audio-folder, or "
                               "audio-manifest with target: label)")
         self.config = config
-        self.labels: list[str] = list(data_info["labels"])
-        self.label_index = {name: i for i, name in enumerate(self.labels)}
+        self.labels = LabelSet(data_info["labels"])
         self.model = ClipClassifier(backbone, head(backbone.num_features, len(self.labels)),
                                     WaveAugment(config.augment), config.pooling)
 
     def collate(self, examples: list[Any]) -> dict[str, torch.Tensor]:
         kept, waveforms, lengths = self.decode([e.path for e in examples])
-        labels = torch.tensor([self.label_index[examples[i].target] for i in kept])
+        labels = self.labels.indices([examples[i].target for i in kept], [examples[i].path for i in kept])
         return {"waveforms": waveforms, "lengths": lengths, "labels": labels}
 
     def num_items(self, batch: dict[str, torch.Tensor]) -> int:
         return len(batch["labels"])
 
     def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
-        logits = model(batch["waveforms"], batch["lengths"]).float()
-        return StepOutput(F.cross_entropy(logits, batch["labels"]), {"logits": logits})
+        return cross_entropy_step(model(batch["waveforms"], batch["lengths"]), batch["labels"])
 
     def evaluation_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
         out = self.training_step(model, batch)
-        scores = out.outputs["logits"].softmax(dim=-1)
-        outputs = {"scores": scores, "predictions": scores.argmax(-1), "targets": batch["labels"]}
-        return StepOutput(out.loss, outputs)
+        return softmax_evaluation(out.loss, out.outputs["logits"], batch["labels"])
 
     def predict_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
-        scores = model(batch["waveforms"], batch["lengths"]).float().softmax(dim=-1)
-        return [{"label": self.labels[int(row.argmax())],
-                 "probabilities": dict(zip(self.labels, row.tolist(), strict=True))} for row in scores]
+        return self.labels.predictions(model(batch["waveforms"], batch["lengths"]).float().softmax(dim=-1))
 
     def preprocessing(self) -> dict[str, Any]:
-        return {**super().preprocessing(), "pooling": self.config.pooling, "labels": self.labels}
+        return {**super().preprocessing(), "pooling": self.config.pooling, "labels": self.labels.names}

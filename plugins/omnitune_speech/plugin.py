@@ -192,3 +192,14 @@ def register_datasets(register: RegisterCallback) -> None:
 def register_metrics(register: RegisterCallback) -> None:
     register("cer", "omnitune_speech.metrics:cer", description="Character error rate (edit distance).")
     register("wer", "omnitune_speech.metrics:wer", description="Word error rate (edit distance).")
+
+
+@hookimpl
+def export_spec(task: Any, config: Any) -> Any:
+    if config.task.name not in ("audio-classification", "speech-recognition"):
+        return None
+    from omnitune_speech.export import audio_classification_spec, speech_recognition_spec
+
+    if config.task.name == "audio-classification":
+        return audio_classification_spec(task)
+    return speech_recognition_spec(task)

@@ -112,7 +112,10 @@ def minilm_l6(config: MiniLMConfig, export_dir: Path | None = None) -> TextBackb
     folder = resolve(MINILM_L6)
     encoder = AutoModel.from_pretrained(folder, dtype=torch.float32, local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    return _shrunk(TextBackbone(encoder, tokenizer, config.pooling), config)
+    backbone = TextBackbone(encoder, tokenizer, config.pooling)
+    # read by the model card: the upstream weights' id and licence
+    backbone.base_model, backbone.weights_license = "sentence-transformers/all-MiniLM-L6-v2", "apache-2.0"
+    return _shrunk(backbone, config)
 
 
 def _from_export(directory: Path, config: ShrinkOptions, trust_remote_code: bool) -> TextBackbone:

@@ -9,22 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from omnitune.classification import BackboneHead, LabelSet, cross_entropy_step, softmax_evaluation
 from omnitune.errors import ConfigError
 from omnitune.task import StepOutput, Task
 from omnitune_text.backbone import TextBackbone
 from omnitune_text.plugin import TextClassificationConfig
-
-
-class TextClassifier(nn.Module):
-    """Backbone then head: token ids in, one logit per label out."""
-
-    def __init__(self, backbone: TextBackbone, head: nn.Module) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.head = head
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(input_ids, attention_mask))
 
 
 class TextClassification(Task):
@@ -51,20 +40,16 @@ class TextClassification(Task):
                 "(dataset.label_separator makes a dataset multi-label)"
             )
         self.config = config
-        self.labels: list[str] = list(data_info["labels"])
-        self.label_index = {name: i for i, name in enumerate(self.labels)}
+        self.labels = LabelSet(data_info["labels"])
         self.tokenizer = backbone.tokenizer
-        self.model = TextClassifier(backbone, head(backbone.num_features, len(self.labels)))
+        self.model = BackboneHead(backbone, head(backbone.num_features, len(self.labels)))
 
     def collate(self, examples: list[Any]) -> dict[str, torch.Tensor]:
         batch = self.encode_inputs([e.text for e in examples])
+        where = [f"text {e.text[:40]!r}" for e in examples]
         if self.config.multi_label:
-            targets = torch.zeros(len(examples), len(self.labels))
-            for row, example in enumerate(examples):
-                targets[row, [self.label_index[name] for name in example.label]] = 1.0
-        else:
-            targets = torch.tensor([self.label_index[e.label] for e in examples])
-        return {**batch, "labels": targets}
+            return {**batch, "labels": self.labels.multi_hot([e.label for e in examples], where)}
+        return {**batch, "labels": self.labels.indices([e.label for e in examples], where)}
 
     def encode_inputs(self, inputs: list[str]) -> dict[str, torch.Tensor]:
         encoded = self.tokenizer([str(text) for text in inputs], padding=True, truncation=True,
@@ -76,35 +61,30 @@ class TextClassification(Task):
 
     def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
         logits = model(batch["input_ids"], batch["attention_mask"]).float()
-        if self.config.multi_label:
-            return StepOutput(F.binary_cross_entropy_with_logits(logits, batch["labels"]), {"logits": logits})
-        return StepOutput(F.cross_entropy(logits, batch["labels"]), {"logits": logits})
+        if not self.config.multi_label:
+            return cross_entropy_step(logits, batch["labels"])
+        return StepOutput(F.binary_cross_entropy_with_logits(logits, batch["labels"]), {"logits": logits})
 
     def evaluation_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
         out = self.training_step(model, batch)
-        scores, predictions = self._decide(out.outputs["logits"])
-        targets = batch["labels"].long()
-        return StepOutput(out.loss, {"scores": scores, "predictions": predictions, "targets": targets})
+        if not self.config.multi_label:
+            return softmax_evaluation(out.loss, out.outputs["logits"], batch["labels"])
+        scores = torch.sigmoid(out.outputs["logits"])
+        return StepOutput(out.loss, {"scores": scores, "predictions": self._chosen(scores),
+                                     "targets": batch["labels"].long()})
 
     def predict_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
-        scores, predictions = self._decide(model(batch["input_ids"], batch["attention_mask"]).float())
-        results = []
-        for row_scores, row_prediction in zip(scores.tolist(), predictions.tolist(), strict=True):
-            probabilities = dict(zip(self.labels, row_scores, strict=True))
-            if self.config.multi_label:
-                chosen = [name for name, on in zip(self.labels, row_prediction, strict=True) if on]
-                results.append({"labels": chosen, "probabilities": probabilities})
-            else:
-                results.append({"label": self.labels[row_prediction], "probabilities": probabilities})
-        return results
+        logits = model(batch["input_ids"], batch["attention_mask"]).float()
+        if not self.config.multi_label:
+            return self.labels.predictions(logits.softmax(dim=-1))
+        scores = torch.sigmoid(logits)
+        return [{"labels": [name for name, on in zip(self.labels, row, strict=True) if on],
+                 "probabilities": dict(zip(self.labels, row_scores, strict=True))}
+                for row_scores, row in zip(scores.tolist(), self._chosen(scores).tolist(), strict=True)]
 
     def preprocessing(self) -> dict[str, Any]:
         return {"max_length": self.config.max_length, "tokenizer": type(self.tokenizer).__name__,
-                "pooling": self.model.backbone.pooling, "labels": self.labels}
+                "pooling": self.model.backbone.pooling, "labels": self.labels.names}
 
-    def _decide(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.config.multi_label:
-            scores = torch.sigmoid(logits)
-            return scores, (scores >= self.config.threshold).long()
-        scores = logits.softmax(dim=-1)
-        return scores, scores.argmax(dim=-1)
+    def _chosen(self, scores: torch.Tensor) -> torch.Tensor:
+        return (scores >= self.config.threshold).long()

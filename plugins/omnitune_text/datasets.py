@@ -52,7 +52,7 @@ def text_file(config: TextFileDatasetConfig) -> Splits:
     labels = config.labels or distinct_labels(_labels_seen(train, validation, test),
                                               f"{config.train}, column {config.label_column!r}")
     info = {"labels": labels, "multi_label": config.label_separator is not None}
-    return _finish(train, validation, test, info, config)
+    return finish_splits(train, validation, test, info, config)
 
 
 def rotten_tomatoes(config: RottenTomatoesConfig) -> Splits:
@@ -67,7 +67,7 @@ def rotten_tomatoes(config: RottenTomatoesConfig) -> Splits:
     train, validation, test = split_by_group(
         examples, (train_fraction, config.validation_fraction, config.test_fraction),
         config.seed, group=lambda e: e.group)
-    return _finish(train, validation, test, {"labels": ROTTEN_TOMATOES_LABELS, "multi_label": False},
+    return finish_splits(train, validation, test, {"labels": ROTTEN_TOMATOES_LABELS, "multi_label": False},
                    config)
 
 
@@ -123,8 +123,9 @@ def _labels_seen(*splits: list[TextExample] | None) -> set[str]:
     return names
 
 
-def _finish(train: list, validation: list | None, test: list | None, info: dict[str, Any],
-            config: SplitOptions) -> Splits:
+def finish_splits(train: list, validation: list | None, test: list | None, info: dict[str, Any],
+                  config: SplitOptions) -> Splits:
+    """The splits, training and evaluation ones capped at ``max_train_samples``/``max_eval_samples``."""
     def cap(rows: list | None, limit: int | None, salt: int) -> list | None:
         return subsample(rows, limit, config.seed + salt) if rows else None
 

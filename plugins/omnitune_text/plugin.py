@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -67,23 +67,62 @@ class RottenTomatoesConfig(SplitOptions):
 
 @hookimpl
 def register_backbones(register: RegisterCallback) -> None:
+    from omnitune_text import lm_options  # it builds on SplitOptions above
+
     register("transformers", "omnitune_text.backbone:transformers_backbone",
              config=TransformersBackboneConfig,
              description="Any transformers AutoModel encoder, by hub id or local folder.")
     register("minilm-l6", "omnitune_text.backbone:minilm_l6", config=MiniLMConfig,
              description="all-MiniLM-L6-v2 (6-layer BERT, 22.7M), offline from a PyPI wheel.")
+    register("transformers-causal-lm", "omnitune_text.lm_backbone:causal_lm_backbone",
+             config=lm_options.CausalLMBackboneConfig,
+             description="Any transformers AutoModelForCausalLM, by hub id or local folder.")
+    register("smollm2-135m", "omnitune_text.lm_backbone:smollm2_135m", config=lm_options.SmolLM2Config,
+             description="SmolLM2-135M-Instruct (Llama, 134.5M), offline from a PyPI wheel's GGUF.")
 
 
 @hookimpl
 def register_tasks(register: RegisterCallback) -> None:
+    from omnitune_text import lm_options  # it builds on SplitOptions above
+
     register("text-classification", "omnitune_text.classification:TextClassification",
              config=TextClassificationConfig,
              description="Single- or multi-label text classification; accuracy, macro-F1.")
+    register("causal-lm", "omnitune_text.causal_lm:CausalLM", config=lm_options.CausalLMConfig,
+             description="Causal LM fine-tuning (answers-only SFT or plain text); perplexity; generation.")
 
 
 @hookimpl
 def register_datasets(register: RegisterCallback) -> None:
+    from omnitune_text import lm_options  # it builds on SplitOptions above
+
     register("text-file", "omnitune_text.datasets:text_file", config=TextFileDatasetConfig,
              description="CSV, TSV or JSONL with text and label columns.")
     register("rotten-tomatoes", "omnitune_text.datasets:rotten_tomatoes", config=RottenTomatoesConfig,
              description="13k Rotten Tomatoes snippets, fresh vs rotten, split by movie.")
+    register("chat-file", "omnitune_text.lm_datasets:chat_file", config=lm_options.ChatFileConfig,
+             description="JSONL, CSV or Parquet: prompt/response pairs, chat messages, or plain text.")
+    register("movielens-genres", "omnitune_text.lm_datasets:movielens_genres",
+             config=lm_options.MovieLensGenresConfig,
+             description="MovieLens 100k movie title -> genres (1,681 movies), split by movie.")
+
+
+@hookimpl
+def export_spec(task: Any, config: Any) -> Any:
+    if config.task.name != "text-classification":
+        return None
+    from omnitune_text.export import text_classification_spec
+
+    return text_classification_spec(task)
+
+
+@hookimpl
+def register_metrics(register: RegisterCallback) -> None:
+    register("perplexity", "omnitune_text.causal_lm:perplexity_metric",
+             description="exp of the mean loss per predicted token.")
+    register("truncated_fraction", "omnitune_text.causal_lm:truncated_metric",
+             description="Share of examples cut at task.max_length.")
+    register("exact_match", "omnitune_text.causal_lm:exact_match_metric",
+             description="Generated answers equal to the reference (normalised, SQuAD-style).")
+    register("token_f1", "omnitune_text.causal_lm:token_f1_metric",
+             description="Word-overlap F1 of generated answers and references (SQuAD-style).")

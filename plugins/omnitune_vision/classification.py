@@ -12,6 +12,7 @@ from PIL import Image
 from timm.data import Mixup
 from torch import nn
 
+from omnitune.classification import BackboneHead, LabelSet, cross_entropy_step, softmax_evaluation
 from omnitune.errors import ConfigError, DataError
 from omnitune.task import StepOutput, Task
 from omnitune_vision.backbone import TimmBackbone
@@ -19,18 +20,6 @@ from omnitune_vision.images import open_rgb, to_rgb
 from omnitune_vision.plugin import ImageClassificationConfig
 from omnitune_vision.preprocessing import build_transforms, resolve_preprocessing
 from omnitune_vision.records import ImageExample
-
-
-class ImageClassifier(nn.Module):
-    """Backbone then head: normalised images in, one logit per class out."""
-
-    def __init__(self, backbone: TimmBackbone, head: nn.Module) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.head = head
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(images))
 
 
 class ImageClassification(Task):
@@ -45,13 +34,12 @@ class ImageClassification(Task):
             raise ConfigError("image-classification needs an image backbone (timm, efficientnet-lite0), "
                               f"got {type(backbone).__name__}")
         self.config = config
-        self.labels: list[str] = list(data_info["labels"])
-        self.label_index = {name: i for i, name in enumerate(self.labels)}
+        self.labels = LabelSet(data_info["labels"])
         self.metrics = ("accuracy", "macro_f1") + (("top5_accuracy",) if len(self.labels) > 5 else ())
         self.settings = resolve_preprocessing(backbone.data_config, config)
         self.train_transform, self.eval_transform = build_transforms(self.settings)
         self.mixup = _mixup(config, len(self.labels))
-        self.model = ImageClassifier(backbone, head(backbone.num_features, len(self.labels)))
+        self.model = BackboneHead(backbone, head(backbone.num_features, len(self.labels)))
 
     def collate(self, examples: list[ImageExample]) -> dict[str, torch.Tensor]:
         kept = [e for e in examples if e.image is not None]
@@ -59,7 +47,8 @@ class ImageClassification(Task):
             raise DataError("every image of a batch was unreadable and skipped: "
                             + ", ".join(e.name for e in examples))
         images = [(self.train_transform if e.augment else self.eval_transform)(e.image) for e in kept]
-        return {"images": torch.stack(images), "labels": torch.tensor([self._index(e) for e in kept])}
+        labels = self.labels.indices([e.label for e in kept], [e.name for e in kept])
+        return {"images": torch.stack(images), "labels": labels}
 
     def encode_inputs(self, inputs: list[str | Path | Image.Image]) -> dict[str, torch.Tensor]:
         pictures = [to_rgb(item) if isinstance(item, Image.Image) else open_rgb(item) for item in inputs]
@@ -74,34 +63,23 @@ class ImageClassification(Task):
             even = len(images) - len(images) % 2  # timm mixes images pairwise: an odd batch drops one
             images, soft_targets = self.mixup(images[:even], labels[:even])
             logits = model(images).float()
-            return StepOutput(torch.sum(-soft_targets * logits.log_softmax(-1), dim=-1).mean())
-        logits = model(images).float()
-        return StepOutput(F.cross_entropy(logits, labels, label_smoothing=self.config.label_smoothing))
+            loss = torch.sum(-soft_targets * logits.log_softmax(-1), dim=-1).mean()
+            return StepOutput(loss, {"logits": logits})
+        return cross_entropy_step(model(images), labels, self.config.label_smoothing)
 
     def evaluation_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
         logits = model(batch["images"]).float()
-        scores = logits.softmax(dim=-1)
-        outputs = {"scores": scores, "predictions": scores.argmax(dim=-1), "targets": batch["labels"]}
-        return StepOutput(F.cross_entropy(logits, batch["labels"]), outputs)
+        return softmax_evaluation(F.cross_entropy(logits, batch["labels"]), logits, batch["labels"])
 
     def predict_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
-        scores = model(batch["images"]).float().softmax(dim=-1)
-        return [{"label": self.labels[int(row.argmax())],
-                 "probabilities": dict(zip(self.labels, row.tolist(), strict=True))} for row in scores]
+        return self.labels.predictions(model(batch["images"]).float().softmax(dim=-1))
 
     def preprocessing(self) -> dict[str, Any]:
         training = self.settings["train"] | {"mixup_alpha": self.config.mixup_alpha,
                                              "cutmix_alpha": self.config.cutmix_alpha,
                                              "label_smoothing": self.config.label_smoothing}
         return self.settings | {"train": training, "architecture": self.model.backbone.architecture,
-                                "labels": self.labels}
-
-    def _index(self, example: ImageExample) -> int:
-        try:
-            return self.label_index[example.label]
-        except KeyError:
-            raise DataError(f"{example.name}: label {example.label!r} is not one the model knows; "
-                            f"expected one of {self.labels}") from None
+                                "labels": self.labels.names}
 
 
 def _mixup(config: ImageClassificationConfig, num_classes: int) -> Mixup | None:

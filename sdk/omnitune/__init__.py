@@ -34,6 +34,8 @@ _LAZY = {
     "RunConfig": "omnitune.config",
     "TrainConfig": "omnitune.config",
     "load_config": "omnitune.config",
+    "tune": "omnitune.tuning",
+    "TuneResult": "omnitune.tuning",
 }
 
 __all__ = [

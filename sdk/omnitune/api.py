@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
+import logging
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -16,6 +18,8 @@ from omnitune.errors import ConfigError
 from omnitune.lock import lock_output_dir, releases_output_locks
 from omnitune.plugins import Plugins, load_plugins
 from omnitune.registry import Kind
+
+log = logging.getLogger("omnitune")
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,10 @@ def finetune(
     """
     from omnitune import loop
     from omnitune.build import build_dataset, build_initial_task, build_metrics
+    from omnitune.card import write_model_card
     from omnitune.distill import Distiller
+    from omnitune.loggers import attached, create_loggers
+    from omnitune.provenance import reproducibility
     from omnitune.runtime import Runtime, seed_everything
 
     run = compose_config(config, overrides=overrides, **fields)
@@ -98,12 +105,18 @@ def finetune(
         check_free_space(output_dir, task.model, run.train.keep_checkpoints)
     distiller = Distiller.create(run.train.distill, task, run.task.name, splits.info, runtime,
                                  plugins) if run.train.distill else None
-    result = loop.fit(task, splits, run.train, output_dir, build_metrics(task, plugins.registry),
-                      runtime=runtime, resume=resume, plugins=plugins, callbacks=callbacks,
-                      distiller=distiller)
+    loggers = create_loggers(run, output_dir) if runtime.is_main else []
+    with attached(plugins, loggers):
+        result = loop.fit(task, splits, run.train, output_dir, build_metrics(task, plugins.registry),
+                          runtime=runtime, resume=resume, plugins=plugins, callbacks=callbacks,
+                          distiller=distiller)
     artifact = output_dir / "artifact"
     if runtime.is_main:
-        save_run_artifact(artifact, run, options, task, result.weights, splits.info, result.metrics, plugins)
+        save_run_artifact(artifact, run, options, task, result.weights, splits.info, result.metrics, plugins,
+                          reproducibility(runtime, run.train.seed))
+        backbone = getattr(task.model, "backbone", None)
+        write_model_card(artifact, splits, plugins, base_model=getattr(backbone, "base_model", None),
+                         weights_license=getattr(backbone, "weights_license", None))
     runtime.barrier()
     return RunResult(result.metrics, artifact, output_dir, run, task, runtime.is_main)
 
@@ -115,24 +128,49 @@ def evaluate(
     overrides: tuple[str, ...] | list[str] = (),
     plugins: Plugins | None = None,
     trust_remote_code: bool = False,
+    progress: bool = False,
 ) -> dict[str, float]:
     """Evaluate a saved artifact on a split of its dataset (or another, via ``dataset.*`` overrides);
     ``trust_remote_code`` as for ``Predictor.load``."""
-    from omnitune.build import build_dataset, build_metrics
+    from omnitune.build import build_metrics
     from omnitune.loop import evaluate as evaluate_examples
     from omnitune.predict import Predictor
 
     predictor = Predictor.load(artifact, plugins=plugins, trust_remote_code=trust_remote_code)
+    warn_on_version_changes(Path(artifact))
+    run = load_config(predictor.config.model_dump(), overrides)
+    examples = dataset_split(predictor, split, overrides)
+    return evaluate_examples(predictor.task, predictor.task.model, examples, predictor.runtime,
+                             build_metrics(predictor.task, predictor.plugins.registry),
+                             batch_size=run.train.eval_batch_size or run.train.batch_size,
+                             prefix=split, progress=progress)
+
+
+def dataset_split(predictor: Any, split: str, overrides: tuple[str, ...] | list[str] = ()) -> Any:
+    """The examples of ``split`` of the dataset an artifact's ``Predictor`` was trained on
+    (or another, via ``dataset.*`` overrides)."""
+    from omnitune.build import build_dataset
+
     run = load_config(predictor.config.model_dump(), overrides)
     options = validate_components(run, predictor.plugins.registry)
     splits = build_dataset(run, options, predictor.plugins.registry)
     examples = getattr(splits, split, None) if split in ("train", "validation", "test") else None
     if not examples:
         raise ConfigError(f"--split: dataset {run.dataset.name!r} has no {split!r} split")
-    return evaluate_examples(predictor.task, predictor.task.model, examples, predictor.runtime,
-                             build_metrics(predictor.task, predictor.plugins.registry),
-                             batch_size=run.train.eval_batch_size or run.train.batch_size,
-                             prefix=split)
+    return examples
+
+
+def warn_on_version_changes(artifact: Path) -> list[str]:
+    """Log a warning for each library whose version differs from the one that trained ``artifact``."""
+    from omnitune.provenance import version_differences
+
+    record = artifact / "reproducibility.json"
+    if not record.is_file():
+        return []
+    differences = version_differences(json.loads(record.read_text(encoding="utf-8")))
+    for difference in differences:
+        log.warning("%s: %s; results may differ from the recorded ones", artifact, difference)
+    return differences
 
 
 def prepare_output_dir(output_dir: Path, *, resume: bool, overwrite: bool) -> None:
@@ -184,9 +222,10 @@ def save_run_artifact(
     data_info: dict[str, Any],
     metrics: dict[str, float],
     plugins: Plugins,
+    provenance: dict[str, Any] | None = None,
 ) -> Path:
-    """Save ``weights`` (``FitResult.weights``), resolved config, data info, preprocessing and
-    metrics as one folder."""
+    """Save ``weights`` (``FitResult.weights``), resolved config, data info, preprocessing,
+    metrics and what produced them (``provenance.reproducibility``) as one folder."""
     from omnitune.checkpoint import save_artifact
 
     resolved = run.model_dump(mode="json")
@@ -202,6 +241,8 @@ def save_run_artifact(
         "omnitune": {"version": importlib.metadata.version("omnitune"), "plugins": versions,
                      "created": datetime.now(UTC).isoformat(timespec="seconds")},
     }
+    if provenance is not None:
+        files["reproducibility"] = provenance
     backbone = getattr(task.model, "backbone", None)
     export = getattr(backbone, "export", None)
     return save_artifact(directory, weights, files, export)

@@ -1,6 +1,7 @@
 """The ``omnitune`` command line. Exit codes: 0 ok, 1 unexpected error, 2 config error,
 3 data error, 4 plugin error, 5 asset error, 6 checkpoint error, 7 non-finite loss,
-8 output_dir in use by another run, 130 interrupted (a checkpoint was saved; continue with --resume)."""
+8 output_dir in use by another run, 9 export failed its parity check,
+130 interrupted (a checkpoint was saved; continue with --resume)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from omnitune.errors import EXIT_INTERRUPTED, OmnituneError, PluginError
+from omnitune.errors import EXIT_INTERRUPTED, ConfigError, OmnituneError, PluginError
 
 LISTABLE = {"tasks": "task", "backbones": "backbone", "heads": "head", "datasets": "dataset",
             "metrics": "metric"}
@@ -76,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     train.set_defaults(handler=_train)
 
+    _add_tune(commands)
+
     evaluate = commands.add_parser("eval", help="evaluate an artifact on a dataset split")
     evaluate.add_argument("artifact", help="artifact folder written by train")
     evaluate.add_argument("--split", default="test", choices=["train", "validation", "test"])
@@ -84,17 +87,126 @@ def _parser() -> argparse.ArgumentParser:
     _add_trust_remote_code(evaluate)
     evaluate.set_defaults(handler=_eval)
 
+    report = commands.add_parser("report", help="write report.html and its PNG figures for a run")
+    report.add_argument("run_dir", help="a run's output_dir (holds metrics.jsonl and artifact/)")
+    report.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    report.add_argument("--output-dir", help="where the report goes (default: RUN_DIR/report)")
+    report.set_defaults(handler=_report)
+
+    explain = commands.add_parser("explain", help="which parts of an input made the prediction "
+                                                  "(Integrated Gradients through Captum)")
+    explain.add_argument("artifact", help="artifact folder written by train")
+    explain.add_argument("inputs", nargs="+", help="raw inputs: texts or image paths")
+    explain.add_argument("--target", help="label to explain (default: the predicted one)")
+    explain.add_argument("--steps", type=int, default=64, help="integration steps")
+    explain.add_argument("--output-dir", default=".", help="where explanation.html or the PNGs go")
+    explain.add_argument("--json", action="store_true", help="print one JSON object per input")
+    explain.set_defaults(handler=_explain)
+
     _add_compress(commands)
 
-    predict = commands.add_parser("predict", help="predict with an artifact on raw inputs")
-    predict.add_argument("artifact", help="artifact folder written by train")
-    predict.add_argument("inputs", nargs="+", help="raw inputs: texts, file paths or ids; '-' reads "
+    predict = commands.add_parser("predict", help="predict with an artifact (or bundle) on raw inputs")
+    predict.add_argument("artifact", help="artifact folder written by train, or a bundle from export")
+    predict.add_argument("inputs", nargs="*", help="raw inputs: texts, file paths or ids; '-' reads "
                                                    "one input per line from standard input")
     predict.add_argument("--device", default="auto", help="auto, cpu, mps, cuda or cuda:N")
     _add_trust_remote_code(predict)
     predict.add_argument("--json", action="store_true", help="print one JSON object per input")
+    _add_batch_predict(predict)
+    _add_set(predict)
     predict.set_defaults(handler=_predict)
+    _add_export(commands)
+    _add_serve(commands)
+
+    chat = commands.add_parser("chat", help="chat with a causal-LM artifact in the terminal (streamed)")
+    chat.add_argument("artifact", help="artifact folder written by train")
+    chat.add_argument("--device", default="auto")
+    _add_set(chat)
+    chat.set_defaults(handler=_chat)
+
+    export_hf = commands.add_parser(
+        "export-hf", help="save a causal-LM artifact as a Hugging Face folder (LoRA merged) that "
+                          "transformers loads without omnitune")
+    export_hf.add_argument("artifact", help="artifact folder written by train")
+    export_hf.add_argument("output", help="folder to write")
+    export_hf.set_defaults(handler=_export_hf)
     return parser
+
+
+def _add_batch_predict(predict: argparse.ArgumentParser) -> None:
+    predict.add_argument("--input", type=Path, help="CSV/TSV/JSONL/text file of inputs, or a folder of "
+                         "image or audio files; predictions go to --output")
+    predict.add_argument("--output", type=Path, help="JSONL file: one line per input, in order; a rerun "
+                         "appends only what is missing")
+    predict.add_argument("--column", help="CSV column or JSONL key holding the input (default: first column)")
+    predict.add_argument("--batch-size", type=int, default=32)
+    predict.add_argument("--bad-inputs", choices=["error", "skip"], default="error",
+                         help="stop at a bad input, or write its error line and go on")
+
+
+def _add_export(commands: Any) -> None:
+    export = commands.add_parser("export", help="export an artifact to an ONNX bundle that runs without "
+                                 "torch, proving parity on held-out inputs")
+    export.add_argument("artifact", help="artifact folder written by train")
+    export.add_argument("--output", required=True, type=Path, help="bundle folder to write")
+    export.add_argument("--format", choices=["onnx"], default="onnx")
+    export.add_argument("--quantize", choices=["int8"], help="also write an int8 model and its score change")
+    export.add_argument("--opset", type=int, default=18)
+    export.add_argument("--exporter", choices=["auto", "dynamo", "torchscript"], default="auto",
+                        help="auto: dynamo, falling back to TorchScript where dynamo fails")
+    export.add_argument("--atol", type=float, default=1e-4, help="largest |ONNX - PyTorch| output allowed")
+    export.add_argument("--min-identical", type=float, default=0.99,
+                        help="smallest share of predictions equal to PyTorch's")
+    export.add_argument("--max-int8-drop", type=float, default=0.01,
+                        help="largest int8 score drop (absolute, e.g. 0.01 = 1 point)")
+    export.add_argument("--inputs", type=Path, help="held-out inputs for the parity check (same formats as "
+                        "predict --input) when the artifact's dataset does not resolve")
+    export.add_argument("--column", help="column or key of --inputs")
+    export.add_argument("--samples", type=int, default=1000, help="held-out inputs checked, at most")
+    export.add_argument("--json", action="store_true", help="print the manifest's checks as JSON")
+    export.set_defaults(handler=_export)
+
+
+def _add_serve(commands: Any) -> None:
+    serve = commands.add_parser("serve", help="serve an artifact or bundle over HTTP (FastAPI + uvicorn)")
+    serve.add_argument("model", help="bundle folder (ONNX, no torch needed) or artifact folder")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="server processes")
+    serve.add_argument("--variant", choices=["fp32", "int8"], default="fp32", help="bundle model to serve")
+    serve.add_argument("--no-batching", action="store_true", help="answer requests one at a time")
+    serve.add_argument("--max-batch-size", type=int, default=32)
+    serve.add_argument("--max-wait-ms", type=float, default=5.0)
+    serve.add_argument("--max-inputs", type=int, default=256, help="most inputs per request")
+    serve.add_argument("--max-body-mb", type=float, default=16.0, help="largest request body")
+    serve.add_argument("--graceful-timeout", type=float, default=30.0,
+                       help="seconds in-flight requests get to finish after SIGTERM")
+    serve.set_defaults(handler=_serve)
+
+
+def _add_tune(commands: Any) -> None:
+    tune = commands.add_parser("tune", help="search hyperparameters with Optuna: pruning, "
+                               "resumable, parallel across processes and machines")
+    tune.add_argument("config", nargs="?", help="YAML run config (default: the built-in main job)")
+    tune.add_argument("--space", required=True, help="YAML search space over the config's dotted keys")
+    tune.add_argument("--trials", type=int, default=20, help="finished trials the study should hold")
+    tune.add_argument("--timeout", type=float, help="start no new trial after this many seconds")
+    tune.add_argument("--metric", default="eval_accuracy", help="validation metric to optimise")
+    tune.add_argument("--direction", choices=["maximize", "minimize"],
+                      help="default: minimize for a loss, else maximize")
+    tune.add_argument("--storage", help="Optuna storage: an RDB URL (sqlite:///study.db, "
+                      "postgresql://...) or a journal file path; default: OUTPUT_DIR/study.db")
+    tune.add_argument("--study", default="omnitune", help="study name within the storage")
+    tune.add_argument("--resume", action="store_true", help="continue the study, or join it from "
+                      "another process or machine")
+    tune.add_argument("--pruner", default="median", choices=["median", "hyperband", "none"])
+    tune.add_argument("--startup-trials", type=int, default=3, help="trials before the median pruner prunes")
+    tune.add_argument("--seed", type=int, help="seed of the TPE sampler (give each process its own)")
+    tune.add_argument("--output-dir", help="trials, results and plots "
+                      "(default: the config's output_dir + '-tune')")
+    tune.add_argument("--keep-all", action="store_true", help="keep every complete trial's artifact")
+    _add_set(tune)
+    tune.set_defaults(handler=_tune)
 
 
 def _add_compress(commands: Any) -> None:
@@ -231,12 +343,51 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tune(args: argparse.Namespace) -> int:
+    from omnitune.tuning import tune
+
+    tune(args.config, args.space, trials=args.trials, timeout=args.timeout, metric=args.metric,
+         direction=args.direction, storage=args.storage, study=args.study, resume=args.resume,
+         pruner=args.pruner, startup_trials=args.startup_trials, seed=args.seed,
+         output_dir=args.output_dir, keep_all=args.keep_all, overrides=args.overrides)
+    return 0
+
+
 def _eval(args: argparse.Namespace) -> int:
     from omnitune.api import evaluate
 
     metrics = evaluate(args.artifact, split=args.split, overrides=args.overrides,
-                       trust_remote_code=args.trust_remote_code)
+                       trust_remote_code=args.trust_remote_code, progress=not args.json)
     print(json.dumps(metrics) if args.json else "\n".join(f"{k}: {v:.4f}" for k, v in metrics.items()))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from omnitune.report import write_report
+
+    print(write_report(args.run_dir, split=args.split, output_dir=args.output_dir))
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from omnitune.explain import explain, heatmap_png, html_text, terminal_text
+    from omnitune.predict import Predictor
+
+    explanations = explain(Predictor.load(args.artifact), args.inputs, target=args.target, steps=args.steps)
+    output = Path(args.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    for index, e in enumerate(explanations):
+        written = None
+        if e.pixels is not None:
+            written = heatmap_png(e, output / f"explanation-{index}.png")
+        if args.json:
+            print(json.dumps({"input": str(e.input), "label": e.label, "score": e.score,
+                              "baseline_score": e.baseline_score, "delta": e.delta, "tokens": e.tokens,
+                              "attributions": e.attributions.tolist(), "heatmap": str(written or "")}))
+        else:
+            print(f"{e.label}\t{terminal_text(e) if e.tokens else written}")
+    if explanations and explanations[0].tokens is not None:
+        (output / "explanation.html").write_text(html_text(explanations), encoding="utf-8")
     return 0
 
 
@@ -256,20 +407,106 @@ def _compress(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    if args.input is not None or args.output is not None:
+        return _predict_file(args)
+    if not args.inputs:
+        raise ConfigError("predict: give inputs, or --input FILE_OR_FOLDER --output preds.jsonl")
     from omnitune.inputs import check_device, check_inputs, read_stdin_inputs
     from omnitune.predict import Predictor
 
     check_device(args.device, "--device")
     inputs = read_stdin_inputs() if args.inputs == ["-"] else args.inputs
     check_inputs(inputs, text=False)  # before the model loads; the text checks follow in predict()
-    predictions = Predictor.load(args.artifact, device=args.device,
+    predictions = Predictor.load(args.artifact, device=args.device, overrides=args.overrides,
                                  trust_remote_code=args.trust_remote_code).predict(inputs)
     for raw, prediction in zip(inputs, predictions, strict=True):
         if args.json:
             print(json.dumps({"input": raw, **prediction}))
         else:
-            print(f"{prediction.get('label', prediction)}\t{raw}")
+            shown = prediction.get("label", prediction.get("generated_text", prediction))
+            print(f"{shown}\t{raw}")
     return 0
+
+
+def _predict_file(args: argparse.Namespace) -> int:
+    from omnitune.batch_predict import predict_file
+    from omnitune.serving.models import load_model
+
+    if args.input is None or args.output is None or args.inputs:
+        raise ConfigError("predict: --input and --output go together, without inputs on the command line")
+    counts = predict_file(load_model(args.artifact), args.input, args.output, column=args.column,
+                          batch_size=args.batch_size, bad_inputs=args.bad_inputs)
+    print(json.dumps(counts) if args.json else ", ".join(f"{k}: {v}" for k, v in counts.items()))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from omnitune.batch_predict import read_items
+    from omnitune.export import Tolerances, export
+
+    inputs = [item.value for item in read_items(args.inputs, args.column)] if args.inputs else None
+    tolerances = Tolerances(args.atol, args.min_identical, args.max_int8_drop)
+    manifest = export(args.artifact, args.output, quantize=args.quantize, opset=args.opset,
+                      exporter=args.exporter, tolerances=tolerances, inputs=inputs, samples=args.samples)
+    checks = {key: manifest.get(key) for key in ("parity", "quantization", "models", "exporter")}
+    print(json.dumps(checks) if args.json else json.dumps(checks, indent=2))
+    print(f"bundle: {args.output}", file=sys.stderr)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from omnitune.serving.app import SETTINGS_ENV, ServeSettings
+
+    settings = ServeSettings(path=str(args.model), variant=args.variant, batching=not args.no_batching,
+                             max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
+                             max_inputs=args.max_inputs, max_body_bytes=int(args.max_body_mb * 2**20))
+    from omnitune.serving.models import load_model
+
+    load_model(settings.path, settings.variant)  # fail here, with a clear message, not in each worker
+    os.environ[SETTINGS_ENV] = settings.model_dump_json()
+    uvicorn.run("omnitune.serving.app:app_from_env", factory=True, host=args.host, port=args.port,
+                workers=args.workers, timeout_graceful_shutdown=args.graceful_timeout, log_level="warning")
+    return 0
+def _chat(args: argparse.Namespace) -> int:
+    """Read user turns from stdin, stream each answer; the conversation is kept as history."""
+    from omnitune.predict import Predictor
+
+    predictor = Predictor.load(args.artifact, device=args.device, overrides=args.overrides)
+    stream_chat = _task_method(predictor, "stream_chat", "chat")
+    history: list[dict[str, str]] = []
+    interactive = sys.stdin.isatty()
+    while True:
+        if interactive:
+            print("> ", end="", flush=True)
+        line = sys.stdin.readline()
+        if not line or line.strip() in ("/exit", "/quit"):
+            return 0
+        history.append({"role": "user", "content": line.rstrip("\n")})
+        answer = ""
+        for piece in stream_chat(history):
+            answer += piece
+            print(piece, end="", flush=True)
+        print(flush=True)
+        history.append({"role": "assistant", "content": answer})
+
+
+def _export_hf(args: argparse.Namespace) -> int:
+    from omnitune.predict import Predictor
+
+    predictor = Predictor.load(args.artifact, device="cpu", merge_lora=True)
+    folder = _task_method(predictor, "save_pretrained", "export-hf")(Path(args.output))
+    print(f"saved {folder}")
+    return 0
+
+
+def _task_method(predictor: Any, name: str, command: str) -> Any:
+    method = getattr(predictor.task, name, None)
+    if method is None:
+        raise ConfigError(f"{command}: task {predictor.config.task.name!r} does not support it "
+                          f"(it has no {name}); it works with causal-lm artifacts")
+    return method
 
 
 if __name__ == "__main__":

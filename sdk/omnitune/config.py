@@ -51,6 +51,24 @@ class LoraSettings(BaseModel):
     )
 
 
+LoggerName = Literal["jsonl", "tensorboard", "csv", "mlflow", "wandb"]
+
+
+class TrackingSettings(BaseModel):
+    """Where the experiment trackers (``train.loggers``) put a run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    experiment: str = Field("omnitune", min_length=1, description="MLflow experiment / W&B project.")
+    run_name: str | None = Field(None, description="Name of the run; default: the output_dir's name.")
+    mlflow_tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI; default: MLFLOW_TRACKING_URI, else sqlite:///<output_dir>/mlflow.db."
+    )
+    wandb_mode: Literal["online", "offline", "disabled"] | None = Field(
+        None, description="W&B mode; default: WANDB_MODE, else W&B's own default (online)."
+    )
+
+
 class DistillSettings(BaseModel):
     """Knowledge distillation from a fine-tuned teacher artifact (Hinton et al.)."""
 
@@ -120,6 +138,13 @@ class TrainConfig(BaseModel):
     distill: DistillSettings | None = Field(None, description="Learn from a teacher artifact too.")
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes.")
     log_every: int = Field(10, ge=1, description="Log training loss every N steps.")
+    loggers: list[LoggerName] = Field(
+        default_factory=lambda: ["jsonl"],
+        description="Where metrics go: jsonl (<output_dir>/metrics.jsonl, always written), "
+        "tensorboard, csv, mlflow, wandb.",
+    )
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings,
+                                       description="Experiment and run names for the trackers.")
     progress: bool = Field(True, description="Show a progress bar.")
 
 

@@ -53,6 +53,19 @@ def register_metrics(register: RegisterCallback) -> None:
 
 
 # ---------------------------------------------------------------------------
+# Deployment: called by ``omnitune export`` on a loaded artifact.
+# ---------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def export_spec(task: Any, config: Any) -> Any:
+    """How ``task`` (built from the run ``config``) exports to ONNX: an ``omnitune.export.ExportSpec``
+    naming the module that goes into the graph, its inputs and dynamic axes, and the torch-free
+    processor that does the preprocessing kept outside the graph. Return None for a task that is
+    not yours; the first answer is used."""
+
+
+# ---------------------------------------------------------------------------
 # Loop events: called by the fine-tuning loop on every plugin. They observe; the one
 # thing they may change is ``state.should_stop``. Only rank 0 receives them.
 #

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
 from omnitune import checkpoint as ckpt
 from omnitune.config import TrainConfig
@@ -101,9 +102,10 @@ def evaluate(
     batch_size: int = 64,
     num_workers: int = 0,
     prefix: str = "eval",
+    progress: bool = False,
 ) -> dict[str, float]:
     """Mean loss and every metric over ``examples``, keyed ``{prefix}_{name}``. Each process
-    evaluates its shard; metrics are computed over all of them."""
+    evaluates its shard; metrics are computed over all of them. ``progress`` shows a bar."""
     was_training = model.training
     model.eval()
     shard = runtime.shard(list(examples), even=False)
@@ -111,7 +113,8 @@ def evaluate(
                         num_workers=num_workers, generator=data_generator(0), pin_memory=runtime.pin_memory)
     lockstep = runtime.lockstep(len(loader))  # agreed before any batch: FSDP forwards are collectives
     loss_sum, count, collected = 0.0, 0, []
-    for batch in loader:
+    for batch in tqdm(loader, desc=prefix, unit="batch", leave=False, disable=not progress,
+                      dynamic_ncols=True):
         items = task.num_items(batch)
         with runtime.autocast():
             out: StepOutput = task.evaluation_step(model, runtime.to_device(batch))
@@ -377,7 +380,8 @@ class _Fit:
     def _evaluate(self, examples: Sequence[Any], prefix: str) -> dict[str, float]:
         metrics = evaluate(self.task, self.model, examples, self.runtime, self.metric_fns,
                            batch_size=self.train.eval_batch_size or self.train.batch_size,
-                           num_workers=self.train.num_workers, prefix=prefix)
+                           num_workers=self.train.num_workers, prefix=prefix,
+                           progress=self.train.progress and self.runtime.is_main)
         self.events.emit("on_evaluate_end", state=self.state, split=prefix, metrics=metrics)
         return metrics
 

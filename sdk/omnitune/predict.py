@@ -32,15 +32,17 @@ class Predictor:
 
     @classmethod
     def load(cls, folder: str | Path, *, device: str = "auto", merge_lora: bool = False,
-             plugins: Plugins | None = None, trust_remote_code: bool = False) -> Predictor:
+             plugins: Plugins | None = None, trust_remote_code: bool = False,
+             overrides: Sequence[str] = ()) -> Predictor:
         """Load an artifact folder written by ``finetune``; no pretrained weights are fetched.
         For a LoRA run, ``merge_lora`` folds the adapters into the base weights. An artifact
-        that asks to run code from its own files is refused unless ``trust_remote_code``."""
+        that asks to run code from its own files is refused unless ``trust_remote_code``.
+        ``overrides`` (``"task.max_new_tokens=32"``) change settings that do not change the weights."""
         check_device(device)
         folder = Path(folder)
         if not (folder / WEIGHTS).is_file():
             raise CheckpointError(f"{folder} is not an omnitune artifact: {WEIGHTS} is missing")
-        config = load_config(_read_json(folder / "config.json"))
+        config = load_config(_read_json(folder / "config.json"), list(overrides))
         if not trust_remote_code:
             refuse_remote_code(config, folder)
         plugins = plugins or load_plugins()

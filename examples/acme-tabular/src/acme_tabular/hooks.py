@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 import omnitune
@@ -49,3 +51,13 @@ def register_backbones(register: RegisterCallback) -> None:
 def register_datasets(register: RegisterCallback) -> None:
     register("csv-table", "acme_tabular.data:csv_table", config=CSVTableConfig,
              description="A CSV of numeric feature columns and a label column.")
+
+
+@omnitune.hookimpl
+def export_spec(task: Any, config: Any) -> Any:
+    """``omnitune export`` of a tabular-classification artifact (ONNX, torch-free processor)."""
+    if config.task.name != "tabular-classification":
+        return None
+    from acme_tabular.export import tabular_spec
+
+    return tabular_spec(task)

@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from acme_tabular.data import Row
 from acme_tabular.hooks import TabularClassificationConfig
+from acme_tabular.serving import feature_values
 from omnitune import StepOutput, Task
-from omnitune.errors import ConfigError, DataError
-
-
-class TabularClassifier(nn.Module):
-    """A linear stem to the backbone's width, the backbone, then the head."""
-
-    def __init__(self, in_features: int, backbone: nn.Module, head: nn.Module) -> None:
-        super().__init__()
-        self.stem = nn.Linear(in_features, backbone.in_features)
-        self.backbone = backbone
-        self.head = head
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(self.stem(features)))
+from omnitune.classification import BackboneHead, LabelSet, cross_entropy_step, softmax_evaluation
+from omnitune.errors import ConfigError
 
 
 class TabularClassification(Task):
@@ -41,37 +28,33 @@ class TabularClassification(Task):
         if not hasattr(backbone, "in_features"):
             raise ConfigError("tabular-classification needs a backbone with in_features "
                               f"(tabular-mlp), got {type(backbone).__name__}")
-        self.labels: list[str] = list(data_info["labels"])
+        self.labels = LabelSet(data_info["labels"])
         self.features: list[str] = list(data_info["features"])
         self.mean = torch.tensor(data_info["mean"]) if config.standardize else torch.zeros(len(self.features))
         self.std = torch.tensor(data_info["std"]) if config.standardize else torch.ones(len(self.features))
-        self.model = TabularClassifier(len(self.features), backbone,
-                                       head(backbone.num_features, len(self.labels)))
+        stem = nn.Linear(len(self.features), backbone.in_features)  # to the backbone's width
+        self.model = BackboneHead(backbone, head(backbone.num_features, len(self.labels)), stem)
 
     def collate(self, examples: list[Row]) -> dict[str, torch.Tensor]:
         features = self._scale(torch.tensor([row.features for row in examples]))
-        labels = torch.tensor([self.labels.index(row.label) for row in examples])
+        where = [f"row {row.number}" for row in examples]
+        labels = self.labels.indices([row.label for row in examples], where)
         return {"features": features, "labels": labels}
 
     def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
-        logits = model(batch["features"]).float()
-        return StepOutput(F.cross_entropy(logits, batch["labels"]), {"logits": logits})
+        return cross_entropy_step(model(batch["features"]), batch["labels"])
 
     def evaluation_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
         out = self.training_step(model, batch)
-        scores = out.outputs["logits"].softmax(dim=-1)
-        return StepOutput(out.loss, {"scores": scores, "predictions": scores.argmax(dim=-1),
-                                     "targets": batch["labels"]})
+        return softmax_evaluation(out.loss, out.outputs["logits"], batch["labels"])
 
     def encode_inputs(self, inputs: list[Any]) -> dict[str, torch.Tensor]:
         """Each input is a mapping of feature name to value, a sequence of values in feature
         order, or a string holding either (a JSON object, or comma-separated numbers)."""
-        return {"features": self._scale(torch.tensor([self._values(raw) for raw in inputs]))}
+        return {"features": self._scale(torch.tensor([self.values(raw) for raw in inputs]))}
 
     def predict_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
-        scores = model(batch["features"]).float().softmax(dim=-1)
-        return [{"label": self.labels[int(row.argmax())],
-                 "probabilities": dict(zip(self.labels, row.tolist(), strict=True))} for row in scores]
+        return self.labels.predictions(model(batch["features"]).float().softmax(dim=-1))
 
     def preprocessing(self) -> dict[str, Any]:
         return {"features": self.features, "mean": self.mean.tolist(), "std": self.std.tolist()}
@@ -79,18 +62,6 @@ class TabularClassification(Task):
     def _scale(self, features: torch.Tensor) -> torch.Tensor:
         return (features.float() - self.mean) / self.std
 
-    def _values(self, raw: Any) -> list[float]:
-        if isinstance(raw, str):
-            text = raw.strip()
-            try:
-                raw = json.loads(text) if text.startswith("{") else [float(v) for v in text.split(",")]
-            except ValueError as error:
-                raise DataError(f"input {text!r}: expected a JSON object or numbers and commas") from error
-        if isinstance(raw, Mapping):
-            missing = [name for name in self.features if name not in raw]
-            if missing:
-                raise DataError(f"input {raw!r} lacks feature(s) {missing}")
-            raw = [raw[name] for name in self.features]
-        if not isinstance(raw, Sequence) or len(raw) != len(self.features):
-            raise DataError(f"input {raw!r}: expected {len(self.features)} values for {self.features}")
-        return [float(value) for value in raw]
+    def values(self, raw: Any) -> list[float]:
+        """One input's feature values in feature order (see ``encode_inputs``)."""
+        return feature_values(raw, self.features)

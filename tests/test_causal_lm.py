@@ -1,0 +1,242 @@
+"""The causal-LM task on a tiny random Llama: answer-only labels, token-weighted accumulation,
+fit -> artifact -> generation, LoRA merged into a plain transformers folder, bad rows."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from lm_fixtures import CAPITALS, lm_run, save_tiny_llama, write_capitals
+
+import omnitune
+from omnitune.errors import DataError
+
+
+@pytest.fixture(autouse=True)
+def one_thread():  # noqa: ANN201
+    """Tiny models run fastest on one thread; two spin-wait on a busy shared machine (60x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_llama: Path):  # noqa: ANN201
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_llama)
+
+
+def chat(*turns: tuple[str, str]):  # noqa: ANN201
+    from omnitune_text.lm_datasets import ChatExample
+
+    return ChatExample(tuple(turns))
+
+
+def encoder(tokenizer, **options):  # noqa: ANN001, ANN201
+    from omnitune_text.chat_encoding import ChatEncoder
+
+    settings = {"max_length": 128, "train_on_prompt": False, "system_prompt": None} | options
+    return ChatEncoder(tokenizer, **settings)
+
+
+def labelled_text(tokenizer, encoded) -> str:  # noqa: ANN001
+    from omnitune_text.chat_encoding import IGNORE
+
+    pairs = zip(encoded.ids, encoded.labels, strict=True)
+    return tokenizer.decode([token for token, label in pairs if label != IGNORE])
+
+
+def test_loss_only_on_answers_unless_train_on_prompt(tokenizer) -> None:  # noqa: ANN001
+    example = chat(("user", "capital of peru?"), ("assistant", "lima"))
+    encoded = encoder(tokenizer).encode(example)
+    whole = tokenizer.apply_chat_template([{"role": r, "content": c} for r, c in example.messages],
+                                          tokenize=False)
+    assert encoded.ids == tokenizer(whole, add_special_tokens=False)["input_ids"]
+    assert labelled_text(tokenizer, encoded) == "lima<|im_end|>\n"
+    assert encoder(tokenizer, train_on_prompt=True).encode(example).labels == encoded.ids
+
+    two_turns = chat(("user", "hi"), ("assistant", "hello"), ("user", "bye"), ("assistant", "ciao"))
+    answers = labelled_text(tokenizer, encoder(tokenizer).encode(two_turns))
+    assert answers == "hello<|im_end|>\nciao<|im_end|>\n"
+    with_system = encoder(tokenizer, system_prompt="be brief").encode(example)
+    assert tokenizer.decode(with_system.ids).startswith("<|im_start|>system\nbe brief<|im_end|>")
+    assert labelled_text(tokenizer, with_system) == "lima<|im_end|>\n"
+
+
+def test_truncation_is_flagged(tokenizer) -> None:  # noqa: ANN001
+    cut = encoder(tokenizer, max_length=12).encode(chat(("user", "capital of peru?"), ("assistant", "lima")))
+    assert (len(cut.ids), cut.truncated) == (12, True)
+    plain = encoder(tokenizer, max_length=40).encode(chat(("user", "x"), ("assistant", "y")))
+    assert not plain.truncated
+
+
+def build_task(model: Path, **task_options: object):  # noqa: ANN201
+    from omnitune_text.causal_lm import CausalLM
+    from omnitune_text.lm_backbone import causal_lm_backbone
+    from omnitune_text.lm_options import CausalLMBackboneConfig, CausalLMConfig
+
+    backbone = causal_lm_backbone(CausalLMBackboneConfig(model=str(model)))
+    return CausalLM(CausalLMConfig(**task_options), backbone=backbone, head=None, data_info={})
+
+
+def test_batch_loss_is_the_mean_over_answer_tokens(tiny_llama: Path) -> None:
+    task = build_task(tiny_llama)
+    examples = [chat(("user", "capital of peru?"), ("assistant", "lima")),
+                chat(("user", "a long question about nothing at all"), ("assistant", "a much longer answer"))]
+    batch = task.collate(examples)
+    answer_tokens = [len(task.encoder.encode(e).ids) - len(task.encoder.prompt_ids(e.messages[:-1]))
+                     for e in examples]
+    assert task.num_items(batch) == sum(answer_tokens)
+    logits = task.model(batch["input_ids"], batch["attention_mask"])
+    by_hand = []
+    for row, example in enumerate(examples):
+        start = len(task.encoder.prompt_ids(example.messages[:-1]))
+        for position in range(start, start + answer_tokens[row]):
+            by_hand.append(F.cross_entropy(logits[row, position - 1], batch["input_ids"][row, position]))
+    expected = torch.stack(by_hand).mean()
+    assert torch.allclose(task.training_step(task.model, batch).loss, expected, atol=1e-6)
+
+
+def varied_answers(path: Path) -> Path:
+    rows = [{"prompt": f"q{i}", "response": "z" * length, "pair": str(i)}
+            for i, length in enumerate([1, 30, 2, 17, 25, 3, 9, 14])]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def weights_after(run: dict, plugins: omnitune.Plugins) -> dict[str, torch.Tensor]:
+    result = omnitune.finetune(run, plugins=plugins)
+    return {k: v.detach().clone() for k, v in result.task.model.state_dict().items()}
+
+
+def test_accumulation_weights_micro_batches_by_answer_tokens(
+    tiny_llama: Path, tmp_path: Path, plugins: omnitune.Plugins, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = varied_answers(tmp_path / "varied.jsonl")
+
+    def run(name: str, batch_size: int, grad_accum: int) -> dict:
+        config = lm_run(tiny_llama, data, tmp_path / name, max_steps=2, batch_size=batch_size,
+                        grad_accum=grad_accum, lr=1e-2, schedule="constant")
+        config["dataset"] |= {"validation_fraction": 0.0}
+        return config
+
+    large = weights_after(run("large", 4, 1), plugins)
+    accumulated = weights_after(run("accumulated", 1, 4), plugins)
+    differences = {k: (large[k] - accumulated[k]).abs().max().item() for k in large}
+    assert max(differences.values()) < 1e-5, differences
+
+    from omnitune_text.causal_lm import CausalLM
+
+    monkeypatch.setattr(CausalLM, "num_items", lambda self, batch: len(batch["labels"]))
+    by_samples = weights_after(run("by-samples", 1, 4), plugins)
+    assert max((large[k] - by_samples[k]).abs().max().item() for k in large) > 1e-4
+
+
+def test_fit_artifact_generate(tiny_llama: Path, tmp_path: Path, plugins: omnitune.Plugins) -> None:
+    data = write_capitals(tmp_path / "capitals.jsonl")
+    run = lm_run(tiny_llama, data, tmp_path / "run", max_steps=150, lr=1e-2, eval_every=150)
+    run["dataset"] |= {"validation": str(data), "validation_fraction": 0.0}
+    run["task"] |= {"eval_generation": True}
+    result = omnitune.finetune(run, plugins=plugins)
+
+    assert result.metrics["eval_exact_match"] >= 0.75, result.metrics
+    assert result.metrics["eval_perplexity"] == pytest.approx(2.718281828 ** result.metrics["eval_loss"])
+    assert result.metrics["eval_truncated_fraction"] == 0.0
+    predictor = omnitune.Predictor.load(result.artifact, plugins=plugins)
+    prompts = [f"capital of {country}?" for country in CAPITALS]
+    answers = [p["generated_text"] for p in predictor.predict(prompts)]
+    assert sum(a == city for a, city in zip(answers, CAPITALS.values(), strict=True)) >= 6, answers
+    as_messages = predictor.predict([[{"role": "user", "content": prompts[0]}]])
+    assert as_messages[0]["generated_text"] == answers[0]
+
+    stopped = omnitune.Predictor.load(result.artifact, plugins=plugins, overrides=['task.stop=["r"]'])
+    assert stopped.predict("capital of france?")[0]["generated_text"] == answers[0].split("r")[0]
+    streamed = "".join(predictor.task.stream_chat([{"role": "user", "content": prompts[1]}]))
+    assert streamed == answers[1]
+
+
+def test_lora_merged_export_loads_in_plain_transformers(
+    tiny_llama: Path, tmp_path: Path, plugins: omnitune.Plugins
+) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    run = lm_run(tiny_llama, write_capitals(tmp_path / "capitals.jsonl"), tmp_path / "run", max_steps=3,
+                 lr=1e-2, strategy="lora", lora={"rank": 4, "alpha": 8})
+    artifact = omnitune.finetune(run, plugins=plugins).artifact
+    merged = omnitune.Predictor.load(artifact, merge_lora=True, plugins=plugins)
+    folder = merged.task.save_pretrained(tmp_path / "hf")
+
+    plain = AutoModelForCausalLM.from_pretrained(folder).eval()
+    ids = AutoTokenizer.from_pretrained(folder)("capital of peru?", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        exported = plain(ids).logits
+        ours = merged.task.model.backbone.lm(ids).logits
+        adapters = omnitune.Predictor.load(artifact, plugins=plugins).task.model.backbone.lm(ids).logits
+        base = AutoModelForCausalLM.from_pretrained(tiny_llama)(ids).logits
+    assert torch.equal(exported, ours)
+    assert torch.allclose(exported, adapters, atol=1e-5)
+    assert not torch.allclose(exported, base, atol=1e-3)  # the adapters did change the model
+    assert AutoTokenizer.from_pretrained(folder).chat_template
+    assert not any("lora" in name for name in plain.state_dict())
+
+
+def test_cli_predict_chat_and_export(tiny_llama: Path, tmp_path: Path, plugins: omnitune.Plugins) -> None:
+    run = lm_run(tiny_llama, write_capitals(tmp_path / "capitals.jsonl"), tmp_path / "run", max_steps=2)
+    artifact = omnitune.finetune(run, plugins=plugins).artifact
+    expected = omnitune.Predictor.load(artifact, plugins=plugins).predict(["capital of peru?"])
+    short = omnitune.Predictor.load(artifact, plugins=plugins, overrides=["task.max_new_tokens=5"])
+    cli = [sys.executable, "-m", "omnitune.cli"]
+    predicted = subprocess.run([*cli, "predict", str(artifact), "capital of peru?", "--json"],
+                               capture_output=True, text=True, check=True)
+    assert json.loads(predicted.stdout.splitlines()[-1])["generated_text"] == expected[0]["generated_text"]
+    talked = subprocess.run([*cli, "chat", str(artifact), "--set", "task.max_new_tokens=5"],
+                            input="capital of peru?\nhello\n", capture_output=True, text=True, check=True)
+    assert talked.stdout.startswith(short.predict("capital of peru?")[0]["generated_text"] + "\n")
+    exported = subprocess.run([*cli, "export-hf", str(artifact), str(tmp_path / "hf")],
+                              capture_output=True, text=True, check=True)
+    assert (tmp_path / "hf" / "model.safetensors").is_file(), exported.stdout
+
+
+def test_bad_rows_name_file_row_and_field(tmp_path: Path) -> None:
+    from omnitune_text.lm_datasets import chat_file
+    from omnitune_text.lm_options import ChatFileConfig
+
+    data = tmp_path / "chats.jsonl"
+    good = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
+    bad = {"messages": [{"role": "user", "content": "hi"}]}
+    data.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"chats.jsonl, row 2: field 'messages': the last message must be"):
+        chat_file(ChatFileConfig(train=str(data), format="messages"))
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text(json.dumps({"messages": [{"role": "robot", "content": "x"}]}) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"odd.jsonl, row 1: field 'messages', message 0: expected"):
+        chat_file(ChatFileConfig(train=str(odd), format="messages"))
+
+
+def test_parquet_and_plain_text(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from omnitune_text.lm_datasets import chat_file
+    from omnitune_text.lm_options import ChatFileConfig
+
+    pq.write_table(pa.table({"prompt": ["a?", "b?"], "response": ["1", "2"]}), tmp_path / "pairs.parquet")
+    splits = chat_file(ChatFileConfig(train=str(tmp_path / "pairs.parquet"), validation_fraction=0,
+                                      test_fraction=0))
+    assert sorted(e.reference for e in splits.train) == ["1", "2"]
+    (tmp_path / "docs.jsonl").write_text('{"text": "once upon a time"}\n', encoding="utf-8")
+    text = chat_file(ChatFileConfig(train=str(tmp_path / "docs.jsonl"), format="text", validation_fraction=0,
+                                    test_fraction=0))
+    assert text.train[0].text == "once upon a time" and not text.train[0].messages
