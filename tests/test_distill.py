@@ -144,3 +144,16 @@ def test_a_killed_distillation_run_resumes_to_identical_weights(teacher: Path, r
     actual = load_file(tmp_path / "interrupted" / "artifact" / "model.safetensors")
     assert expected.keys() == actual.keys()
     assert all(torch.equal(expected[name], actual[name]) for name in expected)
+
+
+def test_compress_command_writes_a_student_and_refuses_to_shrink_it_twice(
+        teacher: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from omnitune.cli import main
+
+    assert main(["compress", str(teacher), "--layers", "1,3", "--output-dir", str(tmp_path / "s")]) == 0
+    assert f"artifact: {tmp_path / 's' / 'artifact'}" in capsys.readouterr().out
+    student = tmp_path / "s" / "artifact"
+    assert omnitune.Predictor.load(student).config.backbone.options["layers"] == [1, 3]
+
+    assert main(["compress", str(student), "--layers", "0", "--output-dir", str(tmp_path / "t")]) == 2
+    assert "the teacher's backbone already has layers set" in capsys.readouterr().err
