@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from omnitune import assets
+from omnitune import assets, checkpoint
 
 FILES = 50
 RESOLVE = """
@@ -76,4 +76,5 @@ def test_fill_runs_once_and_a_failed_fill_leaves_nothing_visible(tmp_path: Path)
         (staging / "model.bin").write_bytes(b"weights")
 
     assert (assets.fetch_once(entry, fill) / "model.bin").read_bytes() == b"weights"
+    assert entry.stat().st_mode & 0o777 == 0o777 & ~checkpoint.current_umask()  # shareable
     assert assets.fetch_once(entry, fill) == entry and len(calls) == 1

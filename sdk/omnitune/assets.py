@@ -93,8 +93,11 @@ def fetch_once(entry: Path, fill: Callable[[Path], None]) -> Path:
 
 def _fill_entry(entry: Path, fill: Callable[[Path], None]) -> None:
     """Fill a staging folder, mark it complete and rename it into place (the lock is held)."""
+    from omnitune.checkpoint import current_umask
+
     staging = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}."))
     try:
+        staging.chmod(0o777 & ~current_umask())  # mkdtemp's 0700 would hide the entry from others
         fill(staging)
         (staging / COMPLETE).write_text("complete\n")
         if entry.exists():  # an incomplete entry left by an older version or a crash
