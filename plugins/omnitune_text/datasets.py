@@ -6,6 +6,7 @@ import bz2
 import csv
 import io
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,19 +82,7 @@ class _FileReader:
     def __call__(self, path: Path) -> list[TextExample]:
         c = self.config
         columns = [c.text_column, c.label_column] + ([c.group_column] if c.group_column else [])
-        examples, skipped = [], []
-        for row_number, row in read_table(path, columns):
-            try:
-                examples.append(self._example(row, row_number))
-            except ValueError as problem:
-                if c.bad_rows == "error":
-                    raise DataError(f"{path}, row {row_number}: {problem}") from None
-                skipped.append(f"row {row_number}: {problem}")
-        if skipped:
-            log.warning("%s: skipped %d bad row(s), first: %s", path, len(skipped), skipped[0])
-        if not examples:
-            raise DataError(f"{path}: no usable rows")
-        return examples
+        return examples_from_rows(path, read_table(path, columns), self._example, c.bad_rows)
 
     def _example(self, row: dict[str, Any], row_number: int) -> TextExample:
         c = self.config
@@ -113,6 +102,25 @@ class _FileReader:
                              f"expected one of {c.labels}")
         group = str(row[c.group_column]) if c.group_column else str(row_number)
         return TextExample(text.strip(), label, group)
+
+
+def examples_from_rows(path: Path, rows: Iterable[tuple[int, dict[str, Any]]],
+                       make: Callable[[dict[str, Any], int], Any], bad_rows: str) -> list[Any]:
+    """``make(row, row_number)`` for each row; a row it rejects (ValueError) stops with the file
+    and row (``bad_rows: error``) or is skipped with one warning (``skip``)."""
+    examples, skipped = [], []
+    for row_number, row in rows:
+        try:
+            examples.append(make(row, row_number))
+        except ValueError as problem:
+            if bad_rows == "error":
+                raise DataError(f"{path}, row {row_number}: {problem}") from None
+            skipped.append(f"row {row_number}: {problem}")
+    if skipped:
+        log.warning("%s: skipped %d bad row(s), first: %s", path, len(skipped), skipped[0])
+    if not examples:
+        raise DataError(f"{path}: no usable rows")
+    return examples
 
 
 def _labels_seen(*splits: list[TextExample] | None) -> set[str]:

@@ -4,7 +4,6 @@ MovieLens title -> genres (a real generation task from the recbole wheel)."""
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,10 +12,9 @@ from typing import Any
 from omnitune.assets import resolve
 from omnitune.data import Splits, read_table, split_by_group
 from omnitune.errors import DataError
-from omnitune_text.datasets import finish_splits
+from omnitune_text.datasets import examples_from_rows, finish_splits
 from omnitune_text.lm_options import ChatFileConfig, MovieLensGenresConfig
 
-log = logging.getLogger("omnitune")
 ROLES = ("system", "user", "assistant")
 
 
@@ -89,19 +87,7 @@ class _RowReader:
         self.columns = fields + ([config.group_column] if config.group_column else [])
 
     def __call__(self, path: Path) -> list[ChatExample]:
-        examples, skipped = [], []
-        for row_number, row in _rows(path, self.columns):
-            try:
-                examples.append(self._example(row, row_number))
-            except ValueError as problem:
-                if self.config.bad_rows == "error":
-                    raise DataError(f"{path}, row {row_number}: {problem}") from None
-                skipped.append(f"row {row_number}: {problem}")
-        if skipped:
-            log.warning("%s: skipped %d bad row(s), first: %s", path, len(skipped), skipped[0])
-        if not examples:
-            raise DataError(f"{path}: no usable rows")
-        return examples
+        return examples_from_rows(path, _rows(path, self.columns), self._example, self.config.bad_rows)
 
     def _example(self, row: dict[str, Any], row_number: int) -> ChatExample:
         c = self.config
