@@ -4,7 +4,9 @@ recommend / similar_items / unknown user / unknown item, and the CLI."""
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +16,7 @@ import pytest
 import torch
 
 import omnitune
+from omnitune.errors import TrainingInterrupted
 from omnitune_recsys.datasets import interactions_file
 from omnitune_recsys.plugin import InteractionsFileConfig
 from omnitune_recsys.ranking import evaluate_scores, popularity_scores, random_scores
@@ -226,7 +229,8 @@ def test_two_tower_without_item_texts_is_a_clear_error(world: tuple[Path, Path],
 
 
 class InterruptAfterCheckpoint:
-    """Stops a run the hard way (as Ctrl-C would) right after the checkpoint of ``step``."""
+    """Stops a run with a real Ctrl-C (SIGINT to this process) right after the checkpoint of
+    ``step``; an exception raised by a loop event would only switch the plugin off."""
 
     def __init__(self, step: int) -> None:
         self.step = step
@@ -234,7 +238,7 @@ class InterruptAfterCheckpoint:
     @omnitune.hookimpl
     def on_checkpoint_saved(self, state: object, path: str) -> None:
         if state.step == self.step:
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGINT)
 
 
 def test_interrupted_two_tower_run_resumes_to_identical_weights(
@@ -248,7 +252,7 @@ def test_interrupted_two_tower_run_resumes_to_identical_weights(
     straight = recsys_run(world, tmp_path / "straight", backbone, **settings)
     interrupted = recsys_run(world, tmp_path / "interrupted", backbone, **settings)
     omnitune.finetune(straight)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(TrainingInterrupted):
         omnitune.finetune(interrupted, plugins=omnitune.load_plugins([InterruptAfterCheckpoint(6)]))
     with caplog.at_level("INFO", logger="omnitune"):
         omnitune.finetune(interrupted, resume=True)

@@ -309,6 +309,7 @@ class _Fit:
         self.scaler.load_state_dict(training_state["scaler"])
         set_rng_state(training_state["rng"][self.runtime.rank])
         self.state = LoopState(**json.loads(training_state["loop"]))
+        self.state.output_dir = str(self.output_dir)  # the run folder may have moved since
         if self.runtime.is_main:
             log.info("resumed from %s (step %d of %d)", latest, self.state.step, self.state.total_steps)
 
