@@ -233,9 +233,10 @@ def open_storage(url: str) -> Any:
 
 
 def _rdb_storage(url: str, attempts: int = 3) -> Any:
-    """Workers started together on a fresh database race to create its tables; the losers retry."""
+    """Workers started together on a fresh database race to create its tables and stamp its schema
+    version (a lost race is an OperationalError or an IntegrityError); the losers retry."""
     import optuna
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import IntegrityError, OperationalError
 
     def connect() -> Any:
         with warnings.catch_warnings():
@@ -247,7 +248,7 @@ def _rdb_storage(url: str, attempts: int = 3) -> Any:
     for attempt in range(attempts - 1):
         try:
             return connect()
-        except OperationalError:
+        except (OperationalError, IntegrityError):
             time.sleep(1 + attempt)
     return connect()
 
