@@ -17,12 +17,12 @@ import pytest
 import torch
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
+from test_loop import RegressionTask
 from torch import nn
 
 import omnitune
 from omnitune.cli import main as cli
 from omnitune.data import Splits
-from omnitune.task import StepOutput, Task
 
 LR_SPACE = {"train.lr": {"type": "float", "low": 1.0e-4, "high": 10.0, "log": True}}
 TESTS = Path(__file__).parent
@@ -54,24 +54,11 @@ class LineModel(nn.Module):
         """Nothing to export: the weights are all in the artifact."""
 
 
-class LineTask(Task):
+class LineTask(RegressionTask):
     """Regression of y = 2x + 3; the loss (mean squared error) is the monitored metric."""
 
     def __init__(self, backbone: LineModel) -> None:
         self.model = backbone
-
-    def collate(self, examples: list[tuple[float, float]]) -> dict[str, torch.Tensor]:
-        x, y = zip(*examples, strict=True)
-        return {"x": torch.tensor(x).unsqueeze(-1), "y": torch.tensor(y)}
-
-    def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
-        return StepOutput(nn.functional.mse_loss(model(batch["x"]), batch["y"]))
-
-    def encode_inputs(self, inputs: list[float]) -> dict[str, torch.Tensor]:
-        return {"x": torch.tensor(inputs).unsqueeze(-1)}
-
-    def predict_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
-        return [{"value": v} for v in model(batch["x"]).tolist()]
 
 
 def line_data(options: LineOptions) -> Splits:
