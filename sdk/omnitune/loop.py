@@ -308,8 +308,13 @@ class _Fit:
         self.scheduler.load_state_dict(training_state["scheduler"])
         self.scaler.load_state_dict(training_state["scaler"])
         set_rng_state(training_state["rng"][self.runtime.rank])
+        configured_total = self.state.total_steps
         self.state = LoopState(**json.loads(training_state["loop"]))
         self.state.output_dir = str(self.output_dir)  # the run folder may have moved since
+        if self.state.total_steps != configured_total:  # --set train.max_steps / epochs changed
+            log.warning("resuming with %d total steps instead of the checkpoint's %d; the LR "
+                        "schedule follows the new total", configured_total, self.state.total_steps)
+            self.state.total_steps = configured_total
         if self.runtime.is_main:
             log.info("resumed from %s (step %d of %d)", latest, self.state.step, self.state.total_steps)
 
