@@ -151,6 +151,17 @@ class Recommendation(Task):
         loss = -(log_probs.masked_fill(~targets, 0).sum(1) / targets.sum(1).clamp(min=1)).mean()
         return StepOutput(loss, rank_metrics(scores, targets, batch["excluded"]))
 
+    def popularity_outputs(self, examples: Sequence[EvalUser],
+                           batch_size: int = 256) -> dict[str, torch.Tensor]:
+        """The per-user ranking metrics of the popularity baseline (training interaction counts
+        as every user's scores) on ``examples``, masked as the model's are (for reports)."""
+        parts = []
+        for start in range(0, len(examples), batch_size):
+            batch = eval_batch(examples[start:start + batch_size], len(self.items))
+            scores = self.popularity.expand(len(batch["users"]), -1)
+            parts.append(rank_metrics(scores, batch["targets"], batch["excluded"]))
+        return {name: torch.cat([part[name] for part in parts]) for name in parts[0]} if parts else {}
+
     # -- prediction ----------------------------------------------------------------------
 
     def encode_inputs(self, inputs: list[Any]) -> dict[str, Any]:
