@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from headless_chromium import render
 from PIL import Image
 
 import omnitune
@@ -23,10 +24,18 @@ def _figure_ok(path: Path) -> None:
         assert image.format == "PNG" and image.width > 200
 
 
-def test_speech_recognition_report_lists_the_worst_transcripts(ctc_artifact: Path, tmp_path: Path) -> None:
+def _renders(report: Path, browser: Path) -> None:
+    rendered = render(browser, report)
+    assert rendered.images >= 2 and (rendered.broken_images, rendered.console) == (0, [])
+
+
+def test_speech_recognition_report_lists_the_worst_transcripts(ctc_artifact: Path, tmp_path: Path,
+                                                               headless_chromium: Path) -> None:
     from omnitune_speech.metrics import edit_distance
 
-    page = write_report(ctc_artifact.parent, output_dir=tmp_path, wrong_examples=3).read_text()
+    report = write_report(ctc_artifact.parent, output_dir=tmp_path, wrong_examples=3)
+    _renders(report, headless_chromium)
+    page = report.read_text()
     _figure_ok(tmp_path / "cer_distribution.png")
     assert "(cer_distribution.png)" in page and page.count('src="data:image/png;base64,') >= 2
     rows = re.findall(r"<tr><td>(clip\d+\.flac)</td><td>([abAB]+)</td><td>([abAB]*)</td><td>" + NUMBER
@@ -41,11 +50,13 @@ def test_speech_recognition_report_lists_the_worst_transcripts(ctc_artifact: Pat
     assert overall == pytest.approx(omnitune.evaluate(ctc_artifact, split="test")["test_cer"], abs=1e-4)
 
 
-def test_recommendation_report_compares_with_the_popularity_baseline(recsys_artifact: Path,
-                                                                      tmp_path: Path) -> None:
+def test_recommendation_report_compares_with_the_popularity_baseline(recsys_artifact: Path, tmp_path: Path,
+                                                                      headless_chromium: Path) -> None:
     from omnitune_recsys.ranking import evaluate_scores, popularity_scores
 
-    page = write_report(recsys_artifact.parent, output_dir=tmp_path).read_text()
+    report = write_report(recsys_artifact.parent, output_dir=tmp_path)
+    _renders(report, headless_chromium)
+    page = report.read_text()
     _figure_ok(tmp_path / "ranking_by_k.png")
     assert "(ranking_by_k.png)" in page
     assert "<th>Recall@5</th><th>Recall@10</th><th>Recall@20</th><th>NDCG@5</th>" in page
