@@ -24,6 +24,12 @@ def _figure_ok(path: Path) -> None:
         assert image.format == "PNG" and image.width > 200
 
 
+def test_a_speech_dataset_lists_its_limitations_in_the_model_card(ctc_artifact: Path) -> None:
+    card = (ctc_artifact / "README.md").read_text()
+    known = card.split("## Known limitations", 1)[1]
+    assert "- Synthetic audio: tone sequences stand in for speech." in known
+
+
 def _renders(report: Path, browser: Path) -> None:
     rendered = render(browser, report)
     assert rendered.images >= 2 and (rendered.broken_images, rendered.console) == (0, [])
