@@ -103,9 +103,12 @@ class _Browser:
         self.profile = tempfile.TemporaryDirectory(prefix="omnitune-chromium-")
         folder = binary.parent
         self.command = [str(binary), *FLAGS, f"--user-data-dir={self.profile.name}", "about:blank"]
+        fonts = Path(self.profile.name) / "fonts.conf"  # the package's own points at AWS Lambda's folders
+        fonts.write_text(f"<?xml version='1.0'?>\n<fontconfig><dir>{folder / 'fonts'}</dir>"
+                         f"<cachedir>{self.profile.name}/fonts-cache</cachedir></fontconfig>\n")
         libraries = f"{folder / 'al2023' / 'lib'}:{folder}"
         self.environment = {"PATH": "/usr/bin:/bin", "HOME": self.profile.name,
-                            "FONTCONFIG_PATH": str(folder), "LD_LIBRARY_PATH": libraries}
+                            "FONTCONFIG_FILE": str(fonts), "LD_LIBRARY_PATH": libraries}
         self.events: list[dict[str, Any]] = []
         self.buffer = b""
         self.next_id = 0
