@@ -108,6 +108,8 @@ def test_sasrec_only_the_item_with_an_embedding_counts(artifacts: dict[str, Path
     (e,) = explain(predictor, [{"user": USER, "history": [task.items[i] for i in history]}], steps=32)
     assert e.items[int(e.attributions.abs().argmax())] == task.items[deciding]
     assert e.attributions.abs().sum().item() == pytest.approx(e.attributions.abs().max().item(), rel=1e-4)
+    with pytest.raises(DataError, match="no history item in the model's catalogue"):
+        explain(predictor, [{"user": "new", "history": ["no-such-item"]}])
 
 
 def test_explain_command_ranks_history_items(artifacts: dict[str, Path],

@@ -46,16 +46,16 @@ def explain_recommendation(task: Recommendation, user: str, history: list[int] |
 
 
 def _history(task: Recommendation, user: str, given: list[int] | None) -> list[int]:
-    if given is not None:
-        return given
-    index = task.user_index.get(user)
-    if index is None:
-        raise DataError(f"user {user!r} is not in the training data, so it has no history to explain; "
-                        "give a history (sequential backbones)")
-    history = task.train_sequences[index] if task.sequential else task.train_items[index]
-    if not history:
-        raise DataError(f"user {user!r} has no training interactions to explain a recommendation by")
-    return list(history)
+    if given is None:
+        index = task.user_index.get(user)
+        if index is None:
+            raise DataError(f"user {user!r} is not in the training data, so it has no history to explain; "
+                            "give a history (sequential backbones)")
+        given = task.train_sequences[index] if task.sequential else task.train_items[index]
+    if not given:
+        raise DataError(f"user {user!r}: no history item in the model's catalogue to explain a "
+                        "recommendation by")
+    return list(given)
 
 
 def _target(task: Recommendation, user: str, history: list[int], target: str | None) -> int:
