@@ -9,6 +9,9 @@ from typing import Any
 
 import omnitune
 
+SYNTHETIC = ("Synthetic speech: trained and tested on espeak-ng output (speech-commands-synth: 5 accents "
+             "x 10 voice variants x 2 speeds), not on recorded human voices; expect lower scores on real "
+             "speech.")
 MANIFEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech-commands-synth" / "manifest.csv"
 
 
@@ -17,7 +20,8 @@ def dataset(manifest: Path, target: str) -> dict[str, Any]:
     if not manifest.is_file():
         sys.exit(f"{manifest} not found: pass --manifest (the speech-commands-synth manifest.csv)")
     return {"name": "audio-manifest", "manifest": str(manifest), "target": target,
-            "group_column": "variant", "validation_fraction": 0.2, "test_fraction": 0.2, "seed": 0}
+            "group_column": "variant", "validation_fraction": 0.2, "test_fraction": 0.2, "seed": 0,
+            "limitations": [SYNTHETIC]}
 
 
 def timed_finetune(run: dict[str, Any]) -> tuple[dict[str, float], float]:

@@ -229,3 +229,26 @@ def test_fsdp_trains_an_image_model_with_batch_norm(tmp_path: Path) -> None:
     predictor = omnitune.Predictor.load(tmp_path / "run" / "artifact", device="cpu")
     images = sorted((tmp_path / "images").rglob("*.png"))[:2]
     assert len(predictor.predict([str(path) for path in images])) == 2
+
+
+def test_only_rank_zero_logs(config, tmp_path: Path) -> None:
+    """TensorBoard, CSV and JSONL under 2 processes: one events file, each number once."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = config(tmp_path / "logged", batch_size=8)
+    run["train"].update(max_steps=8, eval_every=4, log_every=1, loggers=["jsonl", "tensorboard", "csv"])
+    launched = launch(run, processes=2)
+    assert launched.returncode == 0, launched.stderr[-2000:]
+    output = tmp_path / "logged"
+    writers = {path.name.split(".")[-2] for path in (output / "tensorboard").rglob("events.out.tfevents.*")}
+    assert len(writers) == 1  # event files are named <time>.<host>.<pid>.<n>: one process wrote them all
+    assert sorted(p.name for p in (output / "csv").iterdir()) == ["hparams.yaml", "metrics.csv"]
+    records = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
+    losses = [(r["step"], r["loss"]) for r in records if "loss" in r and not r.get("final")]
+    assert [step for step, _ in losses] == list(range(1, 9))  # once each, though 2 processes ran them
+    events = EventAccumulator(str(output / "tensorboard")).Reload()
+    assert [(e.step, pytest.approx(e.value, rel=1e-6)) for e in events.Scalars("train/loss")] == losses
+    rows = (output / "csv" / "metrics.csv").read_text().splitlines()[1:]
+    keys = [tuple(row.split(",")[:3]) for row in rows]
+    assert len(keys) == len(set(keys)) and ("final" in {key[1] for key in keys})
+    assert sum(1 for r in records if r.get("final")) == 1

@@ -46,9 +46,14 @@ class SASRec(nn.Module):
 
     def history_vectors(self, histories: torch.Tensor) -> torch.Tensor:
         """``(batch, length, dim)``: at each position, the vector predicting the item after it."""
+        return self.encode(self.items(histories), histories)
+
+    def encode(self, item_embeddings: torch.Tensor, histories: torch.Tensor) -> torch.Tensor:
+        """``history_vectors`` from given embeddings of the history's items (explanations vary
+        them; ``histories`` still sets the attention mask)."""
         length = histories.shape[1]
         positions = torch.arange(self.max_length - length, self.max_length, device=histories.device)
-        hidden = self.dropout(self.items(histories) * self.config.dim ** 0.5 + self.positions(positions))
+        hidden = self.dropout(item_embeddings * self.config.dim ** 0.5 + self.positions(positions))
         return self.encoder(hidden, mask=self._blocked(histories))
 
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:

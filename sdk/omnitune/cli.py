@@ -96,8 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     explain = commands.add_parser("explain", help="which parts of an input made the prediction "
                                                   "(Integrated Gradients through Captum)")
     explain.add_argument("artifact", help="artifact folder written by train")
-    explain.add_argument("inputs", nargs="+", help="raw inputs: texts or image paths")
-    explain.add_argument("--target", help="label to explain (default: the predicted one)")
+    explain.add_argument("inputs", nargs="+", help="raw inputs: texts, image or audio paths, user ids")
+    explain.add_argument("--target", help="label, or recommended item id, to explain (default: the "
+                                          "predicted one)")
     explain.add_argument("--steps", type=int, default=64, help="integration steps")
     explain.add_argument("--output-dir", default=".", help="where explanation.html or the PNGs go")
     explain.add_argument("--json", action="store_true", help="print one JSON object per input")
@@ -370,7 +371,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from omnitune.explain import explain, heatmap_png, html_text, terminal_text
+    from omnitune.explain import explain, heatmap_png, html_text
+    from omnitune.explain_audio import spectrogram_png
     from omnitune.predict import Predictor
 
     explanations = explain(Predictor.load(args.artifact), args.inputs, target=args.target, steps=args.steps)
@@ -380,15 +382,31 @@ def _explain(args: argparse.Namespace) -> int:
         written = None
         if e.pixels is not None:
             written = heatmap_png(e, output / f"explanation-{index}.png")
+        if e.features is not None:
+            written = spectrogram_png(e, output / f"explanation-{index}.png")
         if args.json:
             print(json.dumps({"input": str(e.input), "label": e.label, "score": e.score,
                               "baseline_score": e.baseline_score, "delta": e.delta, "tokens": e.tokens,
-                              "attributions": e.attributions.tolist(), "heatmap": str(written or "")}))
+                              "items": e.items, "attributions": e.attributions.tolist(),
+                              "heatmap": str(written or "")}))
         else:
-            print(f"{e.label}\t{terminal_text(e) if e.tokens else written}")
+            print(f"{e.label}\t{_shown(e, written)}")
     if explanations and explanations[0].tokens is not None:
         (output / "explanation.html").write_text(html_text(explanations), encoding="utf-8")
     return 0
+
+
+def _shown(explanation: Any, written: Path | None) -> str:
+    """The terminal line of one explanation: coloured tokens, history items by attribution, or the PNG."""
+    from omnitune.explain import terminal_text
+
+    if explanation.tokens:
+        return terminal_text(explanation)
+    if explanation.items:
+        ranked = sorted(zip(explanation.items, explanation.attributions.tolist(), strict=True),
+                        key=lambda pair: -abs(pair[1]))
+        return "  ".join(f"{item} {value:+.4f}" for item, value in ranked)
+    return str(written)
 
 
 def _compress(args: argparse.Namespace) -> int:
