@@ -1,19 +1,20 @@
 """A fine-tuned teacher against smaller students made from its own weights.
 
     python benchmarks/distill.py --teacher runs/teacher/artifact [--layers 0,2,4] \\
-        [--workdir runs/distill-bench] [--uncached] [--reuse] [--set KEY=VALUE ...]
+        [--workdir runs/distill-bench] [--students alone,distilled,uncached] [--reuse] \\
+        [--set KEY=VALUE ...]
 
 Without ``--teacher`` the main job (``omnitune train``) is trained first as the teacher. The
 students keep ``--layers`` of the teacher's encoder, with the teacher's weights, and are then
-fine-tuned with the teacher's settings (plus ``--set``): (a) alone, (b) with distillation from
-the teacher, its logits cached once for the training split; with ``--uncached`` also (c) the
-teacher run at every step. For each model: test accuracy, parameters, inference latency at
-batch 1 and throughput at batch 32 through ``Predictor`` (tokenisation included) on the test
-split's texts, and the training time (wall and CPU), with the CPU seconds of each epoch's
-training steps (validation excluded) and of the setup before the first step (loading, and the
-teacher's logits when cached). With ``--reuse`` a student whose ``WORKDIR/NAME/artifact`` exists is
-measured as it is, not retrained (its training time is then not measured). Prints a table, then a
-JSON object last.
+fine-tuned with the teacher's settings (plus ``--set``), those named by ``--students``:
+``alone``, ``distilled`` (from the teacher, its logits cached once for the training split) and
+``uncached`` (the same, the teacher run at every step). For each model: test accuracy,
+parameters, inference latency at batch 1 and throughput at batch 32 through ``Predictor``
+(tokenisation included) on the test split's texts, and the training time (wall and CPU), with
+the CPU seconds of each epoch's training steps (validation excluded) and of the setup before
+the first step (loading, and the teacher's logits when cached). With ``--reuse`` a student
+whose ``WORKDIR/NAME/artifact`` exists is measured as it is, not retrained (its training time
+is then not measured). Prints a table, then a JSON object last.
 """
 
 from __future__ import annotations
@@ -112,16 +113,17 @@ def describe(artifact: Path, texts: list[str], training: dict[str, Any]) -> dict
 
 
 def students(teacher: Path, workdir: Path, layers: list[int], overrides: list[str],
-             uncached: bool, reuse: bool) -> dict[str, tuple[Path, dict[str, Any]]]:
-    """Train (or with ``reuse``, find) each student: name -> (artifact, training costs)."""
+             chosen: list[str], reuse: bool) -> dict[str, tuple[Path, dict[str, Any]]]:
+    """Train (or with ``reuse``, find) each ``chosen`` student: name -> (artifact, training costs)."""
     quiet = [*overrides, "train.progress=false"]
     runs = {"student_alone": ("alone", {"fine_tune": True}, quiet),
             "student_distilled": ("distilled", {"distill": True},
-                                  [*quiet, "train.distill.cache_logits=true"])}
-    if uncached:
-        runs["student_distilled_uncached"] = ("uncached", {"distill": True}, quiet)
+                                  [*quiet, "train.distill.cache_logits=true"]),
+            "student_distilled_uncached": ("uncached", {"distill": True}, quiet)}
     results: dict[str, tuple[Path, dict[str, Any]]] = {}
     for name, (folder, mode, settings) in runs.items():
+        if folder not in chosen:
+            continue
         if reuse and (workdir / folder / "artifact" / "metrics.json").is_file():
             results[name] = workdir / folder / "artifact", {"reused": True}
             continue
@@ -150,7 +152,8 @@ def main() -> None:
     parser.add_argument("--teacher", type=Path, help="teacher artifact; default: train the main job")
     parser.add_argument("--layers", default="0,2,4", help="teacher layers the students keep")
     parser.add_argument("--workdir", type=Path, default=Path("runs/distill-bench"))
-    parser.add_argument("--uncached", action="store_true", help="also distil without the logit cache")
+    parser.add_argument("--students", default="alone,distilled",
+                        help="of alone, distilled (cached teacher logits), uncached (teacher each step)")
     parser.add_argument("--reuse", action="store_true",
                         help="measure students already trained under --workdir instead of retraining them")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
@@ -165,7 +168,7 @@ def main() -> None:
     texts = test_texts(args.teacher)
     results = {"teacher": describe(args.teacher, texts, training)}
     for name, (artifact, cost) in students(args.teacher, args.workdir, layers, args.overrides,
-                                           args.uncached, args.reuse).items():
+                                           args.students.split(","), args.reuse).items():
         results[name] = describe(artifact, texts, cost)
     teacher = results["teacher"]
     for row in results.values():
