@@ -1,5 +1,6 @@
-"""Distillation for CTC: the KD term over a speech-recognition model's frames, padded frames left
-out; tiny CNNs on generated 'a'/'b' tone clips of different lengths."""
+"""Distillation for speech: the KD term over a speech-recognition model's frames (CTC), padded
+frames left out; a teacher that decodes audio differently from its student scores its own
+decoding of the student's clips. Tiny CNNs on generated tone clips."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from speech_audio import tiny_cnn, train_settings, write_transcribed_manifest
+from speech_audio import tiny_cnn, train_settings, write_tone_folder, write_transcribed_manifest
 
 import omnitune
-from omnitune.distill import softened_kl
+from omnitune.build import build_dataset
+from omnitune.config import validate_components
+from omnitune.distill import TEACHER_INPUTS, Distiller, softened_kl
+from omnitune.runtime import Runtime
 
 
 def test_frame_kd_averages_over_real_frames_only() -> None:
@@ -72,3 +76,33 @@ def test_a_ctc_student_distilled_over_frames_follows_its_teacher(tmp_path: Path,
     clips = [str(tmp_path / "clips" / f"clip{index}.flac") for index in range(6)]
     assert (frame_disagreement(teacher.artifact, distilled.artifact, clips)
             < frame_disagreement(teacher.artifact, alone.artifact, clips))
+
+
+def test_a_teacher_at_another_sample_rate_scores_its_own_decoding_of_the_clips(
+        tmp_path: Path, plugins: omnitune.Plugins) -> None:
+    root = write_tone_folder(tmp_path / "tones", per_class=8)
+
+    def keywords(name: str, sample_rate: int) -> tuple[Path, omnitune.Predictor]:
+        run = {"task": {"name": "audio-classification", "clip_seconds": 0.5},
+               "backbone": {**tiny_cnn(), "sample_rate": sample_rate},
+               "dataset": {"name": "audio-folder", "root": str(root)},
+               "train": train_settings(max_steps=2, batch_size=8), "output_dir": str(tmp_path / name)}
+        artifact = omnitune.finetune(run, plugins=plugins).artifact
+        return artifact, omnitune.Predictor.load(artifact, plugins=plugins)
+
+    (artifact, teacher), (_, student) = keywords("teacher", 8000), keywords("student", 16000)
+    settings = omnitune.TrainConfig(distill={"teacher": str(artifact)}).distill
+    distiller = Distiller.create(settings, student.task, "audio-classification", student.data_info,
+                                 Runtime.create("cpu", "fp32"), plugins)
+    options = validate_components(student.config, plugins.registry)
+    examples = build_dataset(student.config, options, plugins.registry).train[:6]
+    batch = distiller.collate(list(enumerate(examples)))
+
+    # the student's half-second clips at 16 kHz, the teacher's own at 8 kHz, for the same files
+    assert batch["waveforms"].shape == (6, 8000)
+    assert batch[TEACHER_INPUTS]["waveforms"].shape == (6, 4000)
+    with torch.no_grad():
+        scored = distiller.teacher.logits(batch[TEACHER_INPUTS]).softmax(-1)
+    predicted = teacher.predict([example.path for example in examples])
+    expected = torch.tensor([[p["probabilities"][label] for label in teacher.task.labels] for p in predicted])
+    torch.testing.assert_close(scored, expected, atol=1e-5, rtol=1e-5)
