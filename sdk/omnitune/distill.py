@@ -127,7 +127,8 @@ class Distiller:
         if student_logits.shape != teacher_logits.shape:
             raise ConfigError(f"train.distill: the student's logits have shape "
                               f"{tuple(student_logits.shape)}, the teacher's ({self.teacher.folder}) "
-                              f"{tuple(teacher_logits.shape)}; both must score the same classes")
+                              f"{tuple(teacher_logits.shape)}; both must score the same classes "
+                              "(over the same positions: CTC frames, tokens)")
         alpha = self.settings.alpha
         kl = softened_kl(student_logits, teacher_logits, self.settings.temperature,
                          output.outputs.get(LOGITS_MASK))
