@@ -2,7 +2,7 @@
 
     python benchmarks/distill.py --teacher runs/teacher/artifact [--layers 0,2,4] \\
         [--workdir runs/distill-bench] [--students alone,distilled,uncached] [--reuse] \\
-        [--set KEY=VALUE ...]
+        [--no-speed] [--set KEY=VALUE ...]
 
 Without ``--teacher`` the main job (``omnitune train``) is trained first as the teacher. The
 students keep ``--layers`` of the teacher's encoder, with the teacher's weights, and are then
@@ -14,7 +14,7 @@ parameters, inference latency at batch 1 and throughput at batch 32 through ``Pr
 the CPU seconds of each epoch's training steps (validation excluded) and of the setup before
 the first step (loading, and the teacher's logits when cached). With ``--reuse`` a student
 whose ``WORKDIR/NAME/artifact`` exists is measured as it is, not retrained (its training time
-is then not measured). Prints a table, then a JSON object last.
+is then not measured); ``--no-speed`` skips latency and throughput. Prints a table, then a JSON object last.
 """
 
 from __future__ import annotations
@@ -102,14 +102,16 @@ def speed(artifact: Path, texts: list[str]) -> dict[str, float]:
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     return {"latency_b1_ms": 1000 * statistics.median(walls),
             "latency_b1_cpu_ms": 1000 * statistics.median(cpus),
-            "throughput_b32_per_s": len(batch) / wall, "throughput_b32_per_cpu_s": len(batch) / cpu,
-            "parameters": sum(p.numel() for p in predictor.task.model.parameters())}
+            "throughput_b32_per_s": len(batch) / wall, "throughput_b32_per_cpu_s": len(batch) / cpu}
 
 
-def describe(artifact: Path, texts: list[str], training: dict[str, Any]) -> dict[str, Any]:
+def describe(artifact: Path, texts: list[str], training: dict[str, Any],
+             measure_speed: bool) -> dict[str, Any]:
     metrics = json.loads((artifact / "metrics.json").read_text(encoding="utf-8"))
+    model = omnitune.Predictor.load(artifact, device="cpu").task.model
     return {"test_accuracy": metrics.get("test_accuracy"), "test_macro_f1": metrics.get("test_macro_f1"),
-            **speed(artifact, texts), **training, "artifact": str(artifact)}
+            "parameters": sum(p.numel() for p in model.parameters()),
+            **(speed(artifact, texts) if measure_speed else {}), **training, "artifact": str(artifact)}
 
 
 def students(teacher: Path, workdir: Path, layers: list[int], overrides: list[str],
@@ -129,6 +131,7 @@ def students(teacher: Path, workdir: Path, layers: list[int], overrides: list[st
             continue
         results[name] = timed(lambda callbacks, folder=folder, mode=mode, settings=settings: compress(
             teacher, workdir / folder, layers=layers, overrides=settings, callbacks=callbacks, **mode))
+        print(f"{name} trained: {json.dumps(results[name][1])}", file=sys.stderr, flush=True)
     return results
 
 
@@ -138,9 +141,9 @@ def print_table(results: dict[str, dict[str, Any]]) -> None:
               f"{'b32 /s':>8}{'b32 /cpu s':>11}{'train s':>9}{'train cpu s':>12}{'epoch cpu s':>12}")
     print(header, file=sys.stderr)
     for name, row in results.items():
-        print(f"{name:<28}{row['test_accuracy'] or float('nan'):>9.4f}{row['parameters']:>12,}"
-              f"{row['latency_b1_ms']:>8.1f}{row['latency_b1_cpu_ms']:>10.1f}"
-              f"{row['throughput_b32_per_s']:>8.1f}{row['throughput_b32_per_cpu_s']:>11.1f}"
+        print(f"{name:<28}{row['test_accuracy'] or nan:>9.4f}{row['parameters']:>12,}"
+              f"{row.get('latency_b1_ms', nan):>8.1f}{row.get('latency_b1_cpu_ms', nan):>10.1f}"
+              f"{row.get('throughput_b32_per_s', nan):>8.1f}{row.get('throughput_b32_per_cpu_s', nan):>11.1f}"
               f"{row.get('train_wall_s', nan):>9.0f}{row.get('train_cpu_s', nan):>12.0f}"
               f"{statistics.mean(row.get('epoch_step_cpu_s') or [nan]):>12.0f}",
               file=sys.stderr)
@@ -156,6 +159,8 @@ def main() -> None:
                         help="of alone, distilled (cached teacher logits), uncached (teacher each step)")
     parser.add_argument("--reuse", action="store_true",
                         help="measure students already trained under --workdir instead of retraining them")
+    parser.add_argument("--no-speed", dest="speed", action="store_false",
+                        help="skip latency and throughput (training costs and accuracy only)")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args()
     layers = [int(part) for part in args.layers.split(",")]
@@ -166,16 +171,17 @@ def main() -> None:
                        "train.progress=false"], callbacks=callbacks).artifact)
         args.teacher = result
     texts = test_texts(args.teacher)
-    results = {"teacher": describe(args.teacher, texts, training)}
+    results = {"teacher": describe(args.teacher, texts, training, args.speed)}
     for name, (artifact, cost) in students(args.teacher, args.workdir, layers, args.overrides,
                                            args.students.split(","), args.reuse).items():
-        results[name] = describe(artifact, texts, cost)
+        results[name] = describe(artifact, texts, cost, args.speed)
     teacher = results["teacher"]
     for row in results.values():
         row["accuracy_vs_teacher"] = row["test_accuracy"] / teacher["test_accuracy"]
-        row["throughput_vs_teacher"] = row["throughput_b32_per_s"] / teacher["throughput_b32_per_s"]
-        row["cpu_throughput_vs_teacher"] = (row["throughput_b32_per_cpu_s"]
-                                            / teacher["throughput_b32_per_cpu_s"])
+        if args.speed:
+            row["throughput_vs_teacher"] = row["throughput_b32_per_s"] / teacher["throughput_b32_per_s"]
+            row["cpu_throughput_vs_teacher"] = (row["throughput_b32_per_cpu_s"]
+                                                / teacher["throughput_b32_per_cpu_s"])
     print_table(results)
     print(json.dumps({**results, "layers": layers, "torch_threads": torch.get_num_threads()}))
 
