@@ -1,6 +1,7 @@
 """torchrun with 2 gloo processes on CPU: same result as 1 process with the same global batch,
 replicated (DDP) or sharded (FSDP); SIGTERM on one rank stops all of them with a checkpoint;
-resume reaches the same weights."""
+resume reaches the same weights; distillation (the teacher each step, or its cached logits)
+matches one process too."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ import torch
 import yaml
 from safetensors.torch import load_file
 from torch import nn
+
+import omnitune
 
 from conftest import sentiment_rows, tiny_run, write_csv
 
@@ -252,3 +255,21 @@ def test_only_rank_zero_logs(config, tmp_path: Path) -> None:
     keys = [tuple(row.split(",")[:3]) for row in rows]
     assert len(keys) == len(set(keys)) and ("final" in {key[1] for key in keys})
     assert sum(1 for r in records if r.get("final")) == 1
+
+
+def test_ddp_distillation_matches_one_process(config, tmp_path: Path) -> None:
+    # the teacher runs on each process's shard of the batch, or each process holds the whole
+    # cache and picks its examples' logits: either way the update is that of the global batch
+    teacher = config(tmp_path / "teacher", batch_size=16)
+    teacher["train"] |= {"eval_every": None, "checkpoint_every": None, "epochs": 1}
+    artifact = omnitune.finetune(teacher, plugins=omnitune.load_plugins()).artifact
+    for name, processes, batch_size, cache_logits in (("one", 1, 16, False), ("ddp", 2, 8, False),
+                                                      ("ddp-cached", 2, 8, True)):
+        run = config(tmp_path / name, batch_size=batch_size)
+        run["train"] |= {"eval_every": None, "checkpoint_every": None,
+                         "distill": {"teacher": str(artifact), "temperature": 2.0, "alpha": 0.7,
+                                     "cache_logits": cache_logits}}
+        launched = launch(run, processes=processes)
+        assert launched.returncode == 0, launched.stderr[-2000:]
+    assert_same_run(tmp_path / "ddp", tmp_path / "one")
+    assert_same_run(tmp_path / "ddp-cached", tmp_path / "one")
