@@ -144,6 +144,34 @@ def test_accumulation_weights_micro_batches_by_answer_tokens(
     assert max((large[k] - by_samples[k]).abs().max().item() for k in large) > 1e-4
 
 
+def test_window_without_answer_tokens_is_skipped_not_divided_by_zero(
+    tiny_llama: Path, tmp_path: Path, plugins: omnitune.Plugins, caplog: pytest.LogCaptureFixture
+) -> None:
+    rows = [{"prompt": "q", "response": "abc", "pair": "a"},  # 9 answer tokens (with <|im_end|>\n)
+            {"prompt": "x" * 80, "response": "cut", "pair": "b"}]  # answer beyond max_length=64
+    data = tmp_path / "cut.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+
+    def run(name: str, source: Path) -> dict:
+        config = lm_run(tiny_llama, source, tmp_path / name, max_steps=2, batch_size=1, lr=1e-2,
+                        schedule="constant")
+        config["dataset"] |= {"validation_fraction": 0.0}
+        return config
+
+    mixed = omnitune.finetune(run("mixed", data), plugins=plugins)
+    assert mixed.metrics["steps"] == 2 and "hold no items the loss counts" in caplog.text
+    only_answered = tmp_path / "answered.jsonl"
+    only_answered.write_text(json.dumps(rows[0]) + "\n", encoding="utf-8")
+    alone = weights_after(run("alone", only_answered), plugins)
+    trained = mixed.task.model.state_dict()
+    assert all(torch.equal(trained[k], alone[k]) for k in alone)  # the empty window changed nothing
+
+    only_cut = tmp_path / "only-cut.jsonl"
+    only_cut.write_text(json.dumps(rows[1]) + "\n", encoding="utf-8")
+    with pytest.raises(omnitune.errors.TrainingError, match="epoch 0 applied no optimizer step"):
+        omnitune.finetune(run("never", only_cut), plugins=plugins)
+
+
 def test_fit_artifact_generate(tiny_llama: Path, tmp_path: Path, plugins: omnitune.Plugins) -> None:
     data = write_capitals(tmp_path / "capitals.jsonl")
     run = lm_run(tiny_llama, data, tmp_path / "run", max_steps=150, lr=1e-2, eval_every=150)
