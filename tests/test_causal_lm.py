@@ -109,6 +109,27 @@ def test_batch_loss_is_the_mean_over_answer_tokens(tiny_llama: Path) -> None:
     assert torch.allclose(task.training_step(task.model, batch).loss, expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("train_on_prompt", [False, True])
+def test_packed_batch_loss_equals_the_unpacked_examples_loss(tiny_llama: Path, train_on_prompt: bool) -> None:
+    examples = [chat(("user", f"capital of {country}?"), ("assistant", city * (1 + i % 3)))
+                for i, (country, city) in enumerate(CAPITALS.items())]
+    packed_task = build_task(tiny_llama, packing=True, max_length=128, train_on_prompt=train_on_prompt)
+    plain_task = build_task(tiny_llama, max_length=128, train_on_prompt=train_on_prompt)
+    packed, plain = packed_task.collate(examples), plain_task.collate(examples)
+    assert len(packed["input_ids"]) < len(examples) and packed["input_ids"].shape[1] <= 128
+    assert packed_task.num_items(packed) == plain_task.num_items(plain)
+    with torch.no_grad():
+        packed_out = packed_task.training_step(packed_task.model, packed)
+        plain_out = plain_task.training_step(packed_task.model, plain)
+        crossing = packed | {"attention_mask": (packed["example"] >= 0).long()}
+        crossing_out = packed_task.training_step(packed_task.model, crossing)
+    assert torch.allclose(packed_out.loss, plain_out.loss, atol=1e-5)
+    assert torch.allclose(packed_out.outputs["loss_sum"], plain_out.outputs["loss_sum"], atol=1e-4)
+    assert torch.equal(packed_out.outputs["tokens"], plain_out.outputs["tokens"])
+    # with one causal mask a row, a row's later examples see the earlier ones: their losses change
+    assert not torch.allclose(crossing_out.outputs["loss_sum"], plain_out.outputs["loss_sum"], atol=1e-2)
+
+
 def varied_answers(path: Path) -> Path:
     rows = [{"prompt": f"q{i}", "response": "z" * length, "pair": str(i)}
             for i, length in enumerate([1, 30, 2, 17, 25, 3, 9, 14])]

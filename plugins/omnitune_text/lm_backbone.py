@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from pathlib import Path
 
@@ -42,6 +43,7 @@ class CausalLMBackbone(nn.Module):
             tokenizer.pad_token = tokenizer.eos_token
         self.num_features: int = lm.config.vocab_size
         self.num_layers: int = lm.config.num_hidden_layers + 1
+        self.slices_logits = "logits_to_keep" in inspect.signature(lm.forward).parameters
 
     @property
     def lora_target_modules(self) -> list[str]:
@@ -71,8 +73,15 @@ class CausalLMBackbone(nn.Module):
             return int(parts[parts.index("layers") + 1]) + 1
         return self.num_layers
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.lm(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Next-token logits (batch, length, vocabulary); with a boolean ``keep`` (batch, length)
+        only those positions' (kept, vocabulary), projected onto the vocabulary alone when the
+        model takes transformers' ``logits_to_keep`` (saves the largest activation of training)."""
+        sliced = keep is not None and self.slices_logits
+        logits = self.lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                         use_cache=False, **({"logits_to_keep": keep} if sliced else {})).logits
+        return logits[keep] if keep is not None and not sliced else logits
 
     def export(self, directory: Path) -> None:
         """Save the architecture config, generation config and tokenizer (not the weights)."""

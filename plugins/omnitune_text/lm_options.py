@@ -30,6 +30,10 @@ class GenerationOptions(Options):
 class CausalLMConfig(GenerationOptions):
     max_length: int = Field(256, ge=8, le=32768, description="Tokens kept per example (cut on the right).")
     train_on_prompt: bool = Field(False, description="Loss on prompt tokens too, not only the responses.")
+    packing: bool = Field(
+        False, description="Pack consecutive short examples of a batch into rows of max_length tokens; "
+        "position ids restart per example and attention stays inside each example."
+    )
     system_prompt: str | None = Field(None, description="A system message put before every conversation.")
     eval_generation: bool = Field(
         False, description="At each evaluation also generate answers and score exact match and token F1."
