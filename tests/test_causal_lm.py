@@ -289,3 +289,33 @@ def test_parquet_and_plain_text(tmp_path: Path) -> None:
     text = chat_file(ChatFileConfig(train=str(tmp_path / "docs.jsonl"), format="text", validation_fraction=0,
                                     test_fraction=0))
     assert text.train[0].text == "once upon a time" and not text.train[0].messages
+
+
+def test_qlora_without_cuda_is_refused_naming_the_setting(
+    tiny_llama: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from omnitune_text.lm_backbone import causal_lm_backbone
+    from omnitune_text.lm_options import CausalLMBackboneConfig
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(omnitune.ConfigError, match=r"backbone.quantize=4bit \(QLoRA\) needs a CUDA GPU"):
+        causal_lm_backbone(CausalLMBackboneConfig(model=str(tiny_llama), quantize="4bit"))
+
+
+@pytest.mark.gpu
+def test_qlora_trains_adapters_over_a_4bit_base_on_cuda(
+    tiny_llama: Path, tmp_path: Path, plugins: omnitune.Plugins
+) -> None:
+    pytest.importorskip("bitsandbytes")
+    from bitsandbytes.nn import Linear4bit
+
+    run = lm_run(tiny_llama, write_capitals(tmp_path / "capitals.jsonl"), tmp_path / "run", max_steps=40,
+                 lr=1e-2, eval_every=40, strategy="lora", lora={"rank": 8, "alpha": 16}, device="cuda",
+                 precision="bf16")
+    run["backbone"] |= {"quantize": "4bit"}
+    run["dataset"] |= {"validation_fraction": 0.0, "validation": str(tmp_path / "capitals.jsonl")}
+    result = omnitune.finetune(run, plugins=plugins)
+    lm = result.task.model.backbone.lm
+    assert any(isinstance(module, Linear4bit) for module in lm.modules())
+    trained = {name for name, p in lm.named_parameters() if p.requires_grad}
+    assert trained and all("lora_" in name for name in trained)
+    assert result.metrics["eval_loss"] < 2.0, result.metrics  # the random model starts near ln(259) = 5.6

@@ -10,13 +10,20 @@ from omnitune.options import Options
 from omnitune_text.plugin import SplitOptions
 
 
-class CausalLMBackboneConfig(Options):
+class QuantizedLoading(Options):
+    quantize: Literal["none", "4bit"] = Field(
+        "none", description="4bit: QLoRA, the base weights load as 4-bit NF4 through bitsandbytes "
+        "(CUDA only; train with train.strategy: lora)."
+    )
+
+
+class CausalLMBackboneConfig(QuantizedLoading):
     model: str = Field(min_length=1, description="Hugging Face hub id or local model folder.")
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit).")
     trust_remote_code: bool = Field(False, description="Run the model repo's own code. Off by default.")
 
 
-class SmolLM2Config(Options):
+class SmolLM2Config(QuantizedLoading):
     pass
 
 
