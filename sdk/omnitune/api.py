@@ -116,7 +116,8 @@ def finetune(
                           reproducibility(runtime, run.train.seed))
         backbone = getattr(task.model, "backbone", None)
         write_model_card(artifact, splits, plugins, base_model=getattr(backbone, "base_model", None),
-                         weights_license=getattr(backbone, "weights_license", None))
+                         weights_license=getattr(backbone, "weights_license", None),
+                         task=None if runtime.sharded else task)  # scored in place, not reloaded
     runtime.barrier()
     return RunResult(result.metrics, artifact, output_dir, run, task, runtime.is_main)
 

@@ -199,18 +199,23 @@ class _Fit:
     def _train_epoch(self) -> None:
         """Optimizer steps over the rest of this epoch; evaluate at its end unless ``eval_every``."""
         self._set_frozen(self.state.epoch < self._unfreeze_epoch)
+        whole_epoch, applied = self.state.batches_in_epoch == 0, 0
         for window in _windows(self._epoch_batches(), self.train.grad_accum):
             result = self._optimizer_step(window)
             self.samples += result.items
             self.state.batches_in_epoch += len(window)
             if not result.applied:
                 continue
+            applied += 1
             self.state.step += 1
             self.events.emit("on_step_end", state=self.state, logs=self._step_logs(result))
             self._after_step()
             if self._done():
                 break
         if self.state.batches_in_epoch >= self.batches_per_epoch:
+            if whole_epoch and not applied:  # every later epoch would skip every step too
+                raise TrainingError(f"epoch {self.state.epoch} applied no optimizer step (every window was "
+                                    "empty or its loss not finite); check the data and the task's settings")
             self.state.epoch += 1
             self.state.batches_in_epoch = 0
             if self.train.eval_every is None:
@@ -224,6 +229,10 @@ class _Fit:
             self.backbone.eval()
         sizes = [self.task.num_items(batch) for batch in window]
         total = self.runtime.sum(float(sum(sizes)))
+        if total == 0:  # nothing to average over (every answer token cut at max_length, say)
+            log.warning("skipped step %d: its %d micro-batch(es) hold no items the loss counts "
+                        "(task.num_items is 0 on every process)", self.state.step + 1, len(window))
+            return StepResult(0.0, 0, applied=False)
         losses = []
         for index, (batch, size) in enumerate(zip(window, sizes, strict=True)):
             with self.runtime.accumulating(self.train_model, sync=index == len(window) - 1):
