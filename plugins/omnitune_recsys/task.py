@@ -54,7 +54,7 @@ class Recommendation(Task):
                  head: Callable[[int, int], nn.Module], data_info: dict[str, Any]) -> None:
         if not hasattr(backbone, "build"):
             raise ConfigError("recommendation needs a recommendation backbone (mf, two-tower, lightgcn, "
-                              f"sasrec), got {type(backbone).__name__}")
+                              f"sasrec, gru4rec), got {type(backbone).__name__}")
         self.config = config
         self.users: list[str] = data_info["users"]
         self.items: list[str] = data_info["items"]
@@ -215,7 +215,7 @@ class Recommendation(Task):
         if not self.sequential:
             backbone = type(self.model.backbone).__name__
             raise DataError(f"user {user!r}: a history was given but the {backbone} backbone "
-                            "does not read histories; train a sequential backbone (sasrec)")
+                            "does not read histories; train a sequential backbone (sasrec, gru4rec)")
         known = [self.item_index[item] for item in history if item in self.item_index]
         skipped = [item for item in history if item not in self.item_index]
         if not known:
