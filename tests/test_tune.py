@@ -280,3 +280,7 @@ def test_the_command_line_runs_a_search_on_a_real_text_model(
     predictor = omnitune.Predictor.load(artifacts[0])
     assert predictor.config.train.lr == best.train.lr
     assert predictor.predict(["a wonderful film"])[0]["label"] in ("pos", "neg")
+    # trials never pay for the test split: only the chosen artifact is tested, once, afterwards
+    metrics = json.loads((artifacts[0] / "metrics.json").read_text())
+    assert "eval_accuracy" in metrics and not [key for key in metrics if key.startswith("test_")]
+    assert {"test_loss", "test_accuracy"} <= omnitune.evaluate(artifacts[0], split="test").keys()

@@ -9,8 +9,6 @@ import shutil
 import socket
 import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,8 +88,7 @@ class _Search:
         reporter = TrialReporter(trial, self.metric)
         cpu_started = time.process_time()
         try:
-            with _registered(self.plugins, reporter, f"tune-trial-{trial.number}"):
-                result = finetune(run, plugins=self.plugins)
+            result = finetune(run, plugins=self.plugins, callbacks=[reporter], evaluate_test=False)
         except TrainingError as error:  # a non-finite loss: this trial failed, the search goes on
             trial.set_user_attr("error", str(error))
             raise
@@ -111,7 +108,7 @@ class _Search:
                               f"of this run; it computes {computed}")
         for name in ("checkpoints", "best"):  # the artifact holds the best weights
             shutil.rmtree(folder / name, ignore_errors=True)
-        trial.set_user_attr("metrics", {k: v for k, v in result.metrics.items() if not k.startswith("test_")})
+        trial.set_user_attr("metrics", result.metrics)
         trial.set_user_attr("artifact", str(result.artifact.resolve()))
         return result.metrics[self.metric]
 
@@ -293,16 +290,6 @@ def _default_sampler(trials: int, seed: int | None) -> Any:
     import optuna
 
     return optuna.samplers.TPESampler(n_startup_trials=min(10, max(3, trials // 3)), seed=seed)
-
-
-@contextmanager
-def _registered(plugins: Plugins, plugin: object, name: str) -> Iterator[None]:
-    """Register a per-run loop-event plugin on the plugin manager for the ``with`` block."""
-    plugins.manager.register(plugin, name=name)
-    try:
-        yield
-    finally:
-        plugins.manager.unregister(plugin)
 
 
 def _best_number(study: Any) -> int | None:
