@@ -202,6 +202,8 @@ def _add_tune(commands: Any) -> None:
                       "another process or machine")
     tune.add_argument("--pruner", default="median", choices=["median", "hyperband", "none"])
     tune.add_argument("--startup-trials", type=int, default=3, help="trials before the median pruner prunes")
+    tune.add_argument("--prune-after", type=int, default=0, metavar="STEPS",
+                      help="no trial is pruned before this step (early evaluations say little)")
     tune.add_argument("--seed", type=int, help="seed of the TPE sampler (give each process its own)")
     tune.add_argument("--output-dir", help="trials, results and plots "
                       "(default: the config's output_dir + '-tune')")
@@ -349,7 +351,8 @@ def _tune(args: argparse.Namespace) -> int:
 
     tune(args.config, args.space, trials=args.trials, timeout=args.timeout, metric=args.metric,
          direction=args.direction, storage=args.storage, study=args.study, resume=args.resume,
-         pruner=args.pruner, startup_trials=args.startup_trials, seed=args.seed,
+         pruner=args.pruner, startup_trials=args.startup_trials,
+         prune_after=args.prune_after, seed=args.seed,
          output_dir=args.output_dir, keep_all=args.keep_all, overrides=args.overrides)
     return 0
 
