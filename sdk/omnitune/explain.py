@@ -41,7 +41,7 @@ def explain(predictor: Predictor, inputs: list[Any], *, target: str | None = Non
 
 def _explain_one(predictor: Predictor, raw: Any, labels: list[str], target: str | None,
                  steps: int) -> Explanation:
-    batch = predictor.runtime.to_device(predictor.task.encode_inputs([raw]))
+    batch = predictor.task.model_inputs(predictor.runtime.to_device(predictor.task.encode_inputs([raw])))
     model = predictor.task.model.eval()
     with torch.no_grad():
         logits = model(*batch.values()).float()  # encode_inputs orders them as forward takes them
