@@ -80,6 +80,11 @@ class RottenTomatoesConfig(SplitOptions):
     pass
 
 
+class ConventionSpeechesConfig(SplitOptions):
+    validation_fraction: float = Field(0.2, ge=0, lt=1, description="Held out for validation.")
+    test_fraction: float = Field(0.3, ge=0, lt=1, description="Held out for testing.")
+
+
 @hookimpl
 def register_backbones(register: RegisterCallback) -> None:
     from omnitune_text import lm_options  # it builds on SplitOptions above
@@ -115,6 +120,9 @@ def register_datasets(register: RegisterCallback) -> None:
              description="CSV, TSV or JSONL with text and label columns.")
     register("rotten-tomatoes", "omnitune_text.datasets:rotten_tomatoes", config=RottenTomatoesConfig,
              description="13k Rotten Tomatoes snippets, fresh vs rotten, split by movie.")
+    register("convention-speeches", "omnitune_text.datasets:convention_speeches",
+             config=ConventionSpeechesConfig,
+             description="189 long 2012 US convention speeches, democrat vs republican, split by speaker.")
     register("chat-file", "omnitune_text.lm_datasets:chat_file", config=lm_options.ChatFileConfig,
              description="JSONL, CSV or Parquet: prompt/response pairs, chat messages, or plain text.")
     register("movielens-genres", "omnitune_text.lm_datasets:movielens_genres",
