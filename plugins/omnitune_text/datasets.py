@@ -77,12 +77,7 @@ def rotten_tomatoes(config: RottenTomatoesConfig) -> Splits:
         rows = list(csv.DictReader(io.StringIO(handle.read())))
     examples = [TextExample(row["text"].strip(), row["category"], row["movie_name"])
                 for row in rows if row["category"] in ROTTEN_TOMATOES_LABELS and row["text"].strip()]
-    train_fraction = 1 - config.validation_fraction - config.test_fraction
-    train, validation, test = split_by_group(
-        examples, (train_fraction, config.validation_fraction, config.test_fraction),
-        config.seed, group=lambda e: e.group)
-    return finish_splits(train, validation, test, {"labels": ROTTEN_TOMATOES_LABELS, "multi_label": False},
-                   config)
+    return split_by_source(examples, ROTTEN_TOMATOES_LABELS, config)
 
 
 def convention_speeches(config: ConventionSpeechesConfig) -> Splits:
@@ -92,12 +87,16 @@ def convention_speeches(config: ConventionSpeechesConfig) -> Splits:
         rows = list(csv.DictReader(handle))
     examples = [TextExample(row["text"].strip(), row["party"], row["speaker"])
                 for row in rows if row["party"] in CONVENTION_PARTIES and row["text"].strip()]
+    return split_by_source(examples, CONVENTION_PARTIES, config)
+
+
+def split_by_source(examples: list[TextExample], labels: list[str], config: SplitOptions) -> Splits:
+    """Single-label splits of ``examples`` with no ``group`` (movie, speaker) in two of them."""
     train_fraction = 1 - config.validation_fraction - config.test_fraction
     train, validation, test = split_by_group(
         examples, (train_fraction, config.validation_fraction, config.test_fraction),
         config.seed, group=lambda e: e.group)
-    return finish_splits(train, validation, test, {"labels": CONVENTION_PARTIES, "multi_label": False},
-                         config)
+    return finish_splits(train, validation, test, {"labels": labels, "multi_label": False}, config)
 
 
 class _FileReader:
