@@ -17,6 +17,7 @@ from omnitune.classification import (
     TrainingLabels,
     binary_cross_entropy_step,
     cross_entropy_step,
+    soft_cross_entropy,
     training_label_counts,
 )
 from omnitune.errors import ConfigError
@@ -137,3 +138,12 @@ def test_a_small_validation_split_is_warned_about_and_the_monitor_logged(
         omnitune.finetune(run, plugins=omnitune.load_plugins())
     assert "monitoring macro_f1 (max) on validation: the largest training class has" in caplog.text
     assert "validation has only" in caplog.text and "train.select_by=last" in caplog.text
+
+
+def test_soft_cross_entropy_with_one_hot_targets_is_the_weighted_cross_entropy() -> None:
+    torch.manual_seed(2)
+    logits, targets = torch.randn(6, 3), torch.tensor([0, 1, 2, 2, 1, 0])
+    weight = torch.tensor([0.5, 1.0, 3.0])
+    soft = F.one_hot(targets, 3).float()
+    expected = cross_entropy_step(logits, targets, weight=weight).loss
+    assert soft_cross_entropy(logits, soft, weight).item() == pytest.approx(expected.item())

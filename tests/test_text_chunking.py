@@ -104,3 +104,32 @@ def test_a_chunked_bundle_predicts_long_texts_as_pytorch_does(
     assert [p["truncated"] for p in got] == [p["truncated"] for p in expected]
     for mine, theirs in zip(got, expected, strict=True):
         assert mine["probabilities"] == pytest.approx(theirs["probabilities"], abs=1e-4)
+
+
+def test_a_frozen_backbone_caches_its_outputs_and_learns_the_same(
+        tiny_bert: Path, tail_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """train.cache_backbone_outputs: each distinct chunk goes through the encoder once over the
+    whole run (train, every evaluation, test), and the head learns what it learns without it."""
+    from omnitune_text.backbone import TextBackbone
+
+    encoded = [0]
+    original = TextBackbone._encode
+
+    def counting(self: TextBackbone, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        encoded[0] += len(input_ids)
+        return original(self, input_ids, attention_mask)
+
+    monkeypatch.setattr(TextBackbone, "_encode", counting)
+    results = {}
+    for cache in (False, True):
+        encoded[0] = 0
+        run = tiny_run(tiny_bert, tail_csv, tmp_path / f"run-{cache}", epochs=3, strategy="freeze-backbone",
+                       head_lr=1e-2, cache_backbone_outputs=cache)
+        results[cache] = (omnitune.finetune(run, plugins=omnitune.load_plugins()).metrics, encoded[0])
+    (plain, plain_rows), (cached, cached_rows) = results[False], results[True]
+    assert cached["test_accuracy"] == pytest.approx(plain["test_accuracy"], abs=0.02)
+    assert cached["eval_loss"] == pytest.approx(plain["eval_loss"], abs=1e-3)
+    assert cached_rows * 2.5 < plain_rows, (cached_rows, plain_rows)
+    with pytest.raises(omnitune.errors.ConfigError, match="needs a frozen backbone"):
+        omnitune.finetune(tiny_run(tiny_bert, tail_csv, tmp_path / "full", cache_backbone_outputs=True),
+                          plugins=omnitune.load_plugins())

@@ -211,6 +211,17 @@ def cross_entropy_step(logits: torch.Tensor, targets: torch.Tensor, label_smooth
     return StepOutput(loss, {"logits": logits})
 
 
+def soft_cross_entropy(logits: torch.Tensor, soft_targets: torch.Tensor,
+                       weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy against soft targets (mixup), each example weighed by its targets' class
+    weights; equal to the weighted ``cross_entropy_step`` for one-hot targets."""
+    losses = torch.sum(-soft_targets * logits.float().log_softmax(-1), dim=-1)
+    if weight is None:
+        return losses.mean()
+    example_weights = soft_targets @ weight.to(logits.device)
+    return (losses * example_weights).sum() / example_weights.sum()
+
+
 def binary_cross_entropy_step(logits: torch.Tensor, targets: torch.Tensor,
                               pos_weight: torch.Tensor | None = None) -> StepOutput:
     """The multi-label training step's result: BCE per label, positives weighed by ``pos_weight``."""

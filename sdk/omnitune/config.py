@@ -104,6 +104,10 @@ class TrainConfig(BaseModel):
     )
     lora: LoraSettings = Field(default_factory=LoraSettings, description="Used by strategy: lora.")
     unfreeze_epoch: int = Field(1, ge=1, description="freeze-then-unfreeze: epoch to unfreeze at.")
+    cache_backbone_outputs: bool = Field(
+        False, description="While the backbone is frozen, compute its output for each distinct input "
+        "once and reuse it every epoch (backbones with cache_outputs: text). No use with augmentation."
+    )
     layer_decay: float | None = Field(
         None, gt=0, le=1, description="Layer-wise LR decay: layer k of n trains at lr * decay**(n-k)."
     )

@@ -338,13 +338,16 @@ class _Fit:
                 "freeze-then-unfreeze": self.train.unfreeze_epoch}[self.train.strategy]
 
     def _set_frozen(self, frozen: bool) -> None:
-        """Freeze or unfreeze the backbone: only ``requires_grad`` changes."""
+        """Freeze or unfreeze the backbone: only ``requires_grad`` changes (and, with
+        ``cache_backbone_outputs``, whether the frozen backbone reuses its outputs)."""
         if frozen == self.frozen:
             return
         self.frozen = frozen
         if self.backbone is not None and self.train.strategy != "lora":
             for parameter in self.backbone.parameters():
                 parameter.requires_grad_(not frozen and id(parameter) not in self.fixed)
+        if self.train.cache_backbone_outputs:
+            self.backbone.cache_outputs(frozen)
 
     @contextlib.contextmanager
     def _stop_on_signals(self) -> Iterator[None]:
@@ -472,6 +475,8 @@ class _Fit:
             metrics |= self.state.best_metrics | {"best_step": self.state.best_step}
         if self.splits.test:
             metrics |= self._evaluate(self.splits.test, "test")
+        if self.train.cache_backbone_outputs:
+            self.backbone.cache_outputs(False)
         self.events.emit("on_fit_end", state=self.state, metrics=metrics)
         return metrics
 
@@ -529,6 +534,14 @@ def _check_settings(train: TrainConfig, task: Task, monitor: str, metric_fns: di
                           f"expected 'loss' or one of {sorted(metric_fns)}")
     if train.strategy != "full" and getattr(task.model, "backbone", None) is None:
         raise ConfigError(f"train.strategy {train.strategy!r} needs a model with a 'backbone'")
+    if train.cache_backbone_outputs:
+        if train.strategy not in ("freeze-backbone", "freeze-then-unfreeze"):
+            raise ConfigError("train.cache_backbone_outputs needs a frozen backbone: train.strategy "
+                              f"freeze-backbone or freeze-then-unfreeze, not {train.strategy!r}")
+        backbone = task.model.backbone
+        if not hasattr(backbone, "cache_outputs"):
+            raise ConfigError(f"train.cache_backbone_outputs: backbone {type(backbone).__name__} "
+                              "cannot reuse its outputs (it has no cache_outputs method)")
 
 
 def _default_mode(monitor: str, task: Task) -> str:
