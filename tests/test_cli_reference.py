@@ -30,7 +30,7 @@ def test_options_of_a_task_as_json(capsys: pytest.CaptureFixture) -> None:
     assert options["max_length"]["type"] == "int"
     assert options["max_length"]["default"] == 128
     assert options["max_length"]["constraints"] == [">= 8", "<= 8192"]
-    assert options["max_length"]["description"] == "Tokens kept per text."
+    assert options["max_length"]["description"] == "Tokens per chunk (per text without chunking)."
 
 
 def test_options_of_every_kind_as_text(capsys: pytest.CaptureFixture) -> None:

@@ -18,14 +18,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from omnitune.errors import ConfigError, DataError
-from omnitune.options import ClassWeights
+from omnitune.options import IMBALANCE_RATIO, ClassWeights
 from omnitune.task import StepOutput
 
 log = logging.getLogger("omnitune")
-
-IMBALANCE_RATIO = 1.5
-"""Training classes are imbalanced when the largest has more than this many times the examples
-of the smallest; the monitored metric is then macro-F1 (accuracy would reward the majority)."""
 
 
 class BackboneHead(nn.Module):

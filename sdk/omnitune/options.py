@@ -27,6 +27,10 @@ class SplitFractions(Options):
         return self
 
 
+IMBALANCE_RATIO = 1.5
+"""Training classes are imbalanced when the largest has more than this many times the examples
+of the smallest; classification tasks then monitor macro-F1 (accuracy would reward the majority)."""
+
 ClassWeights = Literal["balanced"] | dict[str, Annotated[float, Field(gt=0)]] | None
 
 
