@@ -133,3 +133,33 @@ def test_a_frozen_backbone_caches_its_outputs_and_learns_the_same(
     with pytest.raises(omnitune.errors.ConfigError, match="needs a frozen backbone"):
         omnitune.finetune(tiny_run(tiny_bert, tail_csv, tmp_path / "full", cache_backbone_outputs=True),
                           plugins=omnitune.load_plugins())
+
+
+def test_many_chunks_pass_the_backbone_in_checkpointed_slices_with_the_same_result() -> None:
+    """Beyond CHUNKS_PER_PASS chunks, slices (recomputed in backward) give the same outputs and
+    gradients as one pass."""
+    from torch import nn
+
+    from omnitune.classification import ChunkedBackboneHead
+
+    class Backbone(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(4, 3)
+
+        def forward(self, inputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            return (self.linear(inputs) * mask.unsqueeze(-1)).mean(1)
+
+    torch.manual_seed(0)
+    model = ChunkedBackboneHead(Backbone(), nn.Linear(3, 2), "mean", 3)
+    inputs, mask = torch.randn(12, 7, 4), torch.ones(12, 7)
+    members = chunk_members(torch.arange(12) // 4, 3)
+    results = []
+    for per_pass in (5, 100):
+        model.CHUNKS_PER_PASS = per_pass
+        model.zero_grad()
+        out = model(inputs, mask, members)
+        out.sum().backward()
+        results.append((out.detach(), model.backbone.linear.weight.grad.clone()))
+    assert torch.allclose(results[0][0], results[1][0], atol=1e-6)
+    assert torch.allclose(results[0][1], results[1][1], atol=1e-6)

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from omnitune.errors import ConfigError, DataError
 from omnitune.options import IMBALANCE_RATIO, ClassWeights
@@ -81,8 +82,13 @@ class ChunkedBackboneHead(nn.Module):
 
     ``members`` is (documents, chunks) with 1 where a chunk belongs to a document; without it
     every chunk is a document of its own. The loop trains ``backbone`` at ``train.lr`` and the
-    pooling (attention's scores) with the head at ``train.head_lr``.
+    pooling (attention's scores) with the head at ``train.head_lr``. A batch of documents can
+    hold many chunks: beyond ``CHUNKS_PER_PASS`` they go through the backbone in slices of that
+    many, each recomputed in the backward pass (activation checkpointing), so memory stays that
+    of one slice (32 documents of 8 chunks of 256 MiniLM tokens took over 10 GB at once).
     """
+
+    CHUNKS_PER_PASS = 32
 
     def __init__(self, backbone: nn.Module, head: nn.Module, pooling: str, features: int) -> None:
         super().__init__()
@@ -94,8 +100,17 @@ class ChunkedBackboneHead(nn.Module):
         """``model(input_ids, attention_mask, members)``; ``members`` may come by position or name."""
         if members is None and len(inputs) == 3:
             *inputs, members = inputs
-        vectors = self.backbone(*inputs)
+        vectors = self._encode(*inputs)
         return self.head(vectors if members is None else self.pool(vectors, members))
+
+    def _encode(self, *inputs: torch.Tensor) -> torch.Tensor:
+        size, count = self.CHUNKS_PER_PASS, len(inputs[0])
+        if count <= size or torch.jit.is_tracing() or torch.compiler.is_compiling():
+            return self.backbone(*inputs)  # exporters trace one pass
+        slices = [[tensor[start:start + size] for tensor in inputs] for start in range(0, count, size)]
+        if not (torch.is_grad_enabled() and self.training):
+            return torch.cat([self.backbone(*part) for part in slices])
+        return torch.cat([checkpoint(self.backbone, *part, use_reentrant=False) for part in slices])
 
 
 class ChunkPooling(nn.Module):
