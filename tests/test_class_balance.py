@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from test_loop import RegressionTask, regression_data, train_config
 
 import omnitune
 from omnitune.classification import (
@@ -20,7 +21,9 @@ from omnitune.classification import (
     soft_cross_entropy,
     training_label_counts,
 )
+from omnitune.data import Splits
 from omnitune.errors import ConfigError
+from omnitune.loop import fit
 from omnitune.selection import small_validation_warning
 
 from conftest import sentiment_rows, tiny_run, write_csv
@@ -147,3 +150,32 @@ def test_soft_cross_entropy_with_one_hot_targets_is_the_weighted_cross_entropy()
     soft = F.one_hot(targets, 3).float()
     expected = cross_entropy_step(logits, targets, weight=weight).loss
     assert soft_cross_entropy(logits, soft, weight).item() == pytest.approx(expected.item())
+
+
+class LossRecorder:
+    """Records the training loss of every step and the step of every evaluation."""
+
+    def __init__(self) -> None:
+        self.losses: dict[int, float] = {}
+
+    @omnitune.hookimpl
+    def on_step_end(self, state: object, logs: dict[str, float]) -> None:
+        self.losses[state.step] = logs["loss"]
+
+
+def test_select_by_train_loss_keeps_the_interval_of_lowest_mean_training_loss(tmp_path: Path) -> None:
+    """Without a validation split: the kept weights are those of the evaluation whose steps since
+    the previous one had the lowest mean training loss; select_by=last keeps the final ones."""
+    data = Splits(train=regression_data().train)
+    recorder = LossRecorder()
+    result = fit(RegressionTask(), data, train_config(epochs=6, batch_size=10, select_by="train_loss"),
+                 tmp_path / "loss", {}, callbacks=[recorder])
+    steps = sorted(recorder.losses)  # three steps an epoch, 30 items each
+    means = {steps[end - 1]: sum(recorder.losses[s] for s in steps[end - 3:end]) / 3
+             for end in range(3, 19, 3)}
+    best = min(means, key=means.get)
+    assert result.metrics["best_step"] == best
+    assert result.metrics["selected_train_loss"] == pytest.approx(means[best], rel=1e-5)
+    last = fit(RegressionTask(), data, train_config(epochs=2, batch_size=10, select_by="last"),
+               tmp_path / "last", {})
+    assert last.metrics["best_step"] == last.metrics["steps"] == 6
