@@ -163,3 +163,18 @@ def test_many_chunks_pass_the_backbone_in_checkpointed_slices_with_the_same_resu
         results.append((out.detach(), model.backbone.linear.weight.grad.clone()))
     assert torch.allclose(results[0][0], results[1][0], atol=1e-6)
     assert torch.allclose(results[0][1], results[1][1], atol=1e-6)
+
+
+def test_training_on_cut_texts_warns_when_the_count_first_appears_and_doubles(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from omnitune_text.truncation import TruncationReport
+
+    report = TruncationReport("text-classification", "were cut")
+    with caplog.at_level("WARNING", logger="omnitune"):
+        for cut in (0, 1, 1, 1, 1, 4):
+            report.add(cut, 8)
+    assert [r.getMessage() for r in caplog.records] == [
+        "text-classification: 1 example(s) so far were cut (1 of the last 8)",
+        "text-classification: 2 example(s) so far were cut (1 of the last 8)",
+        "text-classification: 4 example(s) so far were cut (1 of the last 8)",
+        "text-classification: 8 example(s) so far were cut (4 of the last 8)"]

@@ -27,6 +27,7 @@ from omnitune.task import StepOutput, Task
 from omnitune_text.backbone import TextBackbone
 from omnitune_text.chunks import TextChunker
 from omnitune_text.plugin import TextClassificationConfig
+from omnitune_text.truncation import TruncationReport
 
 
 class TextClassification(Task):
@@ -45,6 +46,7 @@ class TextClassification(Task):
         self.labels: list[str] = self.label_set.names
         self.tokenizer = backbone.tokenizer
         self.chunker = TextChunker(backbone.tokenizer, config.max_length, config.chunking)
+        self.truncation = TruncationReport("text-classification", _cut_how(config))
         training = TrainingLabels.of(data_info)
         self.monitor, self.monitor_reason = training.monitor()
         self.loss_weights = training.loss_weights(config.class_weights, self.label_set, config.multi_label)
@@ -55,6 +57,7 @@ class TextClassification(Task):
 
     def collate(self, examples: list[Any]) -> dict[str, torch.Tensor]:
         batch = self.encode_inputs([e.text for e in examples])
+        self.truncation.add(int(batch["truncated"].sum()), len(examples))
         where = [f"text {e.text[:40]!r}" for e in examples]
         if self.config.multi_label:
             return {**batch, "labels": self.label_set.multi_hot([e.label for e in examples], where)}
@@ -111,6 +114,14 @@ class TextClassification(Task):
 
     def _chosen(self, scores: torch.Tensor) -> torch.Tensor:
         return (scores >= self.config.threshold).long()
+
+
+def _cut_how(config: TextClassificationConfig) -> str:
+    if config.chunking is None:
+        return (f"were longer than task.max_length={config.max_length} tokens and were cut there "
+                "(task.chunking reads them whole)")
+    return (f"were longer than task.chunking.max_chunks={config.chunking.max_chunks} chunks of "
+            f"{config.max_length} tokens; the rest was cut")
 
 
 def _check(config: TextClassificationConfig, backbone: TextBackbone, data_info: dict[str, Any]) -> None:
