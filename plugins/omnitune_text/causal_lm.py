@@ -3,7 +3,6 @@ held-out loss and perplexity, and generation for prediction."""
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,8 +22,7 @@ from omnitune_text.lm_backbone import CausalLMBackbone
 from omnitune_text.lm_batches import batch_rows
 from omnitune_text.lm_datasets import ChatExample
 from omnitune_text.lm_options import CausalLMConfig, GenerationOptions
-
-log = logging.getLogger("omnitune")
+from omnitune_text.truncation import TruncationReport
 
 
 class LanguageModel(nn.Module):
@@ -59,11 +57,12 @@ class CausalLM(Task):
         self.model = LanguageModel(backbone)
         self.metrics = ("perplexity", "truncated_fraction") + (
             ("exact_match", "token_f1") if config.eval_generation else ())
-        self.truncated_seen = 0
+        self.truncation = TruncationReport("causal-lm", f"were longer than task.max_length="
+                                           f"{config.max_length} tokens and were cut on the right")
 
     def collate(self, examples: list[ChatExample]) -> dict[str, Any]:
         encoded = [self.encoder.encode(example) for example in examples]
-        self._report_truncation(sum(e.truncated for e in encoded), len(encoded))
+        self.truncation.add(sum(e.truncated for e in encoded), len(encoded))
         pack_to = self.config.max_length if self.config.packing else None
         batch: dict[str, Any] = batch_rows(encoded, self.tokenizer.pad_token_id, pack_to)
         batch["truncated"] = torch.tensor([e.truncated for e in encoded])
@@ -122,15 +121,6 @@ class CausalLM(Task):
         return {"max_length": self.config.max_length, "tokenizer": type(self.tokenizer).__name__,
                 "chat_template": self.tokenizer.chat_template, "train_on_prompt": self.config.train_on_prompt}
 
-    def _report_truncation(self, cut: int, total: int) -> None:
-        """Warn when examples are cut, again each time the count doubles (never silent)."""
-        if not cut:
-            return
-        before, self.truncated_seen = self.truncated_seen, self.truncated_seen + cut
-        if before == 0 or int(math.log2(self.truncated_seen)) > int(math.log2(before)):
-            log.warning("causal-lm: %d example(s) so far were longer than task.max_length=%d tokens "
-                        "and were cut on the right (%d of the last %d)", self.truncated_seen,
-                        self.config.max_length, cut, total)
 
 
 def example_losses(logits: torch.Tensor, targets: torch.Tensor, owners: torch.Tensor,

@@ -331,6 +331,13 @@ def _train(args: argparse.Namespace) -> int:
         for kind, options in resolved.items():  # with every component default filled in
             shown[kind] = {"name": shown[kind]["name"], **options.model_dump(mode="json")}
         print(json.dumps(shown, indent=2))
+        if run.train.monitor is None and run.train.select_by == "validation":
+            from omnitune.options import IMBALANCE_RATIO
+
+            print("train.monitor: the task's default; classification tasks decide it from the training "
+                  f"split when the run starts: macro_f1 if its largest class has over {IMBALANCE_RATIO}x "
+                  "the examples of its smallest, else accuracy (the choice and its reason are logged)",
+                  file=sys.stderr)
         return 0
     result = finetune(run, resume=args.resume, plugins=plugins)
     if not result.is_main:  # under torchrun, rank 0 alone reports

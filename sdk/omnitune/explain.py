@@ -48,7 +48,7 @@ def _explain_one(predictor: Predictor, raw: Any, labels: list[str], target: str 
                  steps: int) -> Explanation:
     if hasattr(predictor.task, "explain_input"):
         return predictor.task.explain_input(raw, target, steps)
-    batch = predictor.runtime.to_device(predictor.task.encode_inputs([raw]))
+    batch = predictor.task.model_inputs(predictor.runtime.to_device(predictor.task.encode_inputs([raw])))
     model = predictor.task.model.eval()
     with torch.no_grad():
         logits = model(*batch.values())  # encode_inputs orders them as forward takes them
