@@ -136,8 +136,8 @@ def test_a_frozen_backbone_caches_its_outputs_and_learns_the_same(
 
 
 def test_many_chunks_pass_the_backbone_in_checkpointed_slices_with_the_same_result() -> None:
-    """Beyond CHUNKS_PER_PASS chunks, slices (recomputed in backward) give the same outputs and
-    gradients as one pass."""
+    """Twelve chunks of three documents pass in slices of MIN_CHUNKS_PER_PASS (recomputed in
+    backward) with the same outputs and gradients as in one pass."""
     from torch import nn
 
     from omnitune.classification import ChunkedBackboneHead
@@ -156,7 +156,7 @@ def test_many_chunks_pass_the_backbone_in_checkpointed_slices_with_the_same_resu
     members = chunk_members(torch.arange(12) // 4, 3)
     results = []
     for per_pass in (5, 100):
-        model.CHUNKS_PER_PASS = per_pass
+        model.MIN_CHUNKS_PER_PASS = per_pass
         model.zero_grad()
         out = model(inputs, mask, members)
         out.sum().backward()

@@ -83,13 +83,14 @@ class ChunkedBackboneHead(nn.Module):
     ``members`` is (documents, chunks) with 1 where a chunk belongs to a document; without it
     every chunk is a document of its own. The loop trains ``backbone`` at ``train.lr`` and the
     pooling (attention's scores) with the head at ``train.head_lr``. A batch of documents can
-    hold many chunks: beyond ``CHUNKS_PER_PASS`` they go through the backbone in slices of that
-    many, each recomputed in the backward pass (activation checkpointing), so memory stays that
-    of one slice (32 documents of 8 chunks of 256 MiniLM tokens took over 10 GB at once; slices
-    of 32 chunks still peaked at 3.7 GB).
+    hold many more chunks than documents: then they go through the backbone in slices of as many
+    chunks as documents (at least ``MIN_CHUNKS_PER_PASS``), each recomputed in the backward pass
+    (activation checkpointing), so memory stays about that of a batch of short texts (32
+    documents of 8 chunks of 256 MiniLM tokens took over 10 GB in one pass). A batch with no more
+    chunks than documents takes one pass, as without chunking.
     """
 
-    CHUNKS_PER_PASS = 8
+    MIN_CHUNKS_PER_PASS = 8
 
     def __init__(self, backbone: nn.Module, head: nn.Module, pooling: str, features: int) -> None:
         super().__init__()
@@ -101,11 +102,13 @@ class ChunkedBackboneHead(nn.Module):
         """``model(input_ids, attention_mask, members)``; ``members`` may come by position or name."""
         if members is None and len(inputs) == 3:
             *inputs, members = inputs
-        vectors = self._encode(*inputs)
-        return self.head(vectors if members is None else self.pool(vectors, members))
+        if members is None:  # one pass: Captum's layer hooks expect the whole batch at once
+            return self.head(self.backbone(*inputs))
+        per_pass = max(len(members), self.MIN_CHUNKS_PER_PASS)
+        return self.head(self.pool(self._encode(*inputs, per_pass=per_pass), members))
 
-    def _encode(self, *inputs: torch.Tensor) -> torch.Tensor:
-        size, count = self.CHUNKS_PER_PASS, len(inputs[0])
+    def _encode(self, *inputs: torch.Tensor, per_pass: int) -> torch.Tensor:
+        size, count = per_pass, len(inputs[0])
         if count <= size or torch.jit.is_tracing() or torch.compiler.is_compiling():
             return self.backbone(*inputs)  # exporters trace one pass
         slices = [[tensor[start:start + size] for tensor in inputs] for start in range(0, count, size)]
