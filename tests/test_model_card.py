@@ -29,7 +29,8 @@ def test_model_card_metadata_and_results(trained_text_run: Path) -> None:
     metrics = json.loads((artifact / "metrics.json").read_text())
     meta = front_matter(card)
     assert meta["library_name"] == "omnitune" and meta["pipeline_tag"] == "text-classification"
-    assert meta["datasets"] == ["text-file"] and meta["metrics"] == ["accuracy", "macro_f1"]
+    assert meta["datasets"] == ["text-file"]
+    assert meta["metrics"] == ["accuracy", "macro_f1", "truncated_fraction"]
     (validation, test) = meta["model-index"][0]["results"]
     assert (validation["dataset"]["split"], test["dataset"]["split"]) == ("validation", "test")
     assert test["metrics"][0] == {"type": "accuracy", "value": round(metrics["test_accuracy"], 4),
