@@ -1,4 +1,4 @@
-"""Waveform augmentation in training: random gain and white noise at a random SNR."""
+"""Waveform augmentation in training: random gain and coloured noise at a random SNR."""
 
 from __future__ import annotations
 
@@ -27,9 +27,21 @@ class WaveAugment(nn.Module):
             power = (augmented.square() * valid).sum(1) / lengths.clamp(min=1)
             snr = _uniform(count, *o.noise_snr_db, waveforms)
             scale = (power / 10 ** (snr / 10)).sqrt().unsqueeze(1)
-            augmented = augmented + torch.randn_like(augmented) * scale * valid
+            noise = coloured_noise(waveforms, _uniform(count, *o.noise_colour, waveforms))
+            augmented = augmented + noise * scale * valid
         chosen = (torch.rand(count, device=waveforms.device) < o.probability).unsqueeze(1)
         return torch.where(chosen, augmented, waveforms)
+
+
+def coloured_noise(like: torch.Tensor, exponents: torch.Tensor) -> torch.Tensor:
+    """Gaussian noise shaped like ``like`` (B, N), row b with power falling as 1/f**exponents[b]
+    (0 white, 1 pink, 2 brown), each row scaled to unit RMS."""
+    samples = like.shape[1]
+    spectrum = torch.fft.rfft(torch.randn_like(like), dim=1)
+    frequencies = torch.fft.rfftfreq(samples, device=like.device).clamp(min=1.0 / samples)
+    shaped = spectrum / frequencies.unsqueeze(0) ** (exponents.unsqueeze(1) / 2)
+    noise = torch.fft.irfft(shaped, n=samples, dim=1)
+    return noise / noise.square().mean(1, keepdim=True).sqrt().clamp(min=1e-12)
 
 
 def _uniform(count: int, low: float, high: float, like: torch.Tensor) -> torch.Tensor:
