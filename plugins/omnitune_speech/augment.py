@@ -1,8 +1,10 @@
-"""Waveform augmentation in training: random gain and coloured noise at a random SNR."""
+"""Waveform augmentation in training: speed, random gain and coloured noise at a random SNR."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+import torchaudio.functional as AF
 from torch import nn
 
 from omnitune_speech.plugin import WaveAugmentOptions
@@ -19,6 +21,8 @@ class WaveAugment(nn.Module):
         if not self.training or self.options is None:
             return waveforms
         o = self.options
+        if o.speeds is not None:
+            waveforms = change_speed(waveforms, o.speeds[int(torch.randint(len(o.speeds), ()))])
         count = waveforms.shape[0]
         valid = (torch.arange(waveforms.shape[1], device=waveforms.device) < lengths.unsqueeze(1)).float()
         gain = 10 ** (_uniform(count, -o.gain_db, o.gain_db, waveforms) / 20)
@@ -31,6 +35,17 @@ class WaveAugment(nn.Module):
             augmented = augmented + noise * scale * valid
         chosen = (torch.rand(count, device=waveforms.device) < o.probability).unsqueeze(1)
         return torch.where(chosen, augmented, waveforms)
+
+
+def change_speed(waveforms: torch.Tensor, factor: float) -> torch.Tensor:
+    """``waveforms`` (B, N) played ``factor`` times faster (pitch too), cropped or zero-padded to N."""
+    if factor == 1.0:
+        return waveforms
+    faster = AF.resample(waveforms, 100, round(100 / factor))
+    samples = waveforms.shape[1]
+    if faster.shape[1] >= samples:
+        return faster[:, :samples]
+    return F.pad(faster, (0, samples - faster.shape[1]))
 
 
 def coloured_noise(like: torch.Tensor, exponents: torch.Tensor) -> torch.Tensor:

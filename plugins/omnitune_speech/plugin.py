@@ -33,6 +33,11 @@ class WaveAugmentOptions(Options):
     noise_colour: tuple[float, float] = Field(
         (0.0, 2.0), description="Noise power falls as 1/f**k, k drawn from this range (0 white, 2 brown)."
     )
+    speeds: tuple[float, ...] | None = Field(
+        (0.9, 0.95, 1.0, 1.05, 1.1), min_length=1,
+        description="Speed (and pitch) change of each training batch, drawn from these factors by "
+        "resampling; the clip length is kept (cropped or zero-padded at the end); null: off."
+    )
     probability: float = Field(0.8, ge=0, le=1, description="Share of training clips augmented.")
 
     @model_validator(mode="after")
@@ -41,6 +46,8 @@ class WaveAugmentOptions(Options):
             low_high = getattr(self, name)
             if low_high is not None and low_high[0] > low_high[1]:
                 raise ValueError(f"{name}: expected [low, high] with low <= high, got {list(low_high)}")
+        if self.speeds is not None and not all(0.5 <= speed <= 2 for speed in self.speeds):
+            raise ValueError(f"speeds: expected factors between 0.5 and 2, got {list(self.speeds)}")
         if self.noise_colour[0] < 0:
             raise ValueError(f"noise_colour: exponents must be >= 0, got {list(self.noise_colour)}")
         return self
@@ -126,7 +133,7 @@ class AudioClassificationConfig(Options):
         "mean", description="How frames become one vector ('last' is GE2E's own utterance embedding)."
     )
     augment: WaveAugmentOptions | None = Field(
-        default_factory=WaveAugmentOptions, description="Gain and noise in training; null: off."
+        default_factory=WaveAugmentOptions, description="Speed, gain and noise in training; null: off."
     )
     window_hop_seconds: float = Field(
         0.25, gt=0, description="Prediction on audio longer than clip_seconds: windows of clip_seconds "
