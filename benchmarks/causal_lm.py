@@ -6,12 +6,15 @@ Each phase runs in its own process (so peak RSS is its own) on the same data and
   base            the pretrained model, no training, scored on the held-out movies
   omnitune-lora   omnitune: LoRA (rank 8, alpha 16, q_proj/v_proj), answers-only loss
   omnitune-full   omnitune: every weight trains (choose phases with --phases)
-  trl-lora        TRL's SFTTrainer: the same model, rows, max length, LoRA, steps, lr, batch
+  trl-lora        TRL's SFTTrainer: the same model, rows, max length, LoRA, steps, lr, batch,
+                  and precision (fp32; TRL's own defaults are bf16 autocast and gradient
+                  checkpointing, set off here as omnitune runs them; --checkpointing sets both on)
 No validation split: the settings are fixed up front, nothing is tuned. Held-out metrics: loss
 and perplexity on the answer tokens, greedy generation scored by exact match and token F1
 (SQuAD-style). tokens/s = optimizer steps x batch x mean tokens per training example / training
-seconds. CPU s = user + sys of the phase's process. Prints a table on stderr, then a JSON object
-as the last line.
+seconds; train CPU s = user + sys of the training steps alone (tokens per CPU second is the
+fairer speed on a shared machine). CPU s = user + sys of the phase's whole process. Prints a
+table on stderr, then a JSON object as the last line.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import sys
 import tempfile
 import time
 from typing import Any
+
+import omnitune
 
 PHASES = ("base", "omnitune-lora", "omnitune-full", "trl-lora")
 LORA = {"rank": 8, "alpha": 16.0, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
@@ -39,6 +44,7 @@ def run_config(args: argparse.Namespace, output_dir: str, strategy: str) -> dict
         "train": {"max_steps": args.steps, "batch_size": args.batch_size, "eval_batch_size": 20,
                   "lr": args.lr if strategy == "lora" else args.full_lr, "warmup_ratio": 0.0,
                   "schedule": "linear", "strategy": strategy, "lora": LORA, "log_every": 1,
+                  "gradient_checkpointing": args.checkpointing,
                   "device": "cpu", "precision": "fp32", "progress": False, "seed": 42},
         "output_dir": output_dir,
     }
@@ -50,7 +56,6 @@ def mean_tokens(task: Any, examples: list[Any]) -> float:
 
 
 def phase_base(args: argparse.Namespace, scratch: str) -> dict[str, Any]:
-    import omnitune
     from omnitune.build import build_dataset, build_metrics, build_task
     from omnitune.config import load_config, validate_components
     from omnitune.loop import evaluate
@@ -66,19 +71,42 @@ def phase_base(args: argparse.Namespace, scratch: str) -> dict[str, Any]:
     return {**metrics, "train_examples": len(splits.train), "test_examples": len(splits.test)}
 
 
-def phase_omnitune(args: argparse.Namespace, scratch: str, strategy: str) -> dict[str, Any]:
-    import omnitune
+class TrainingClock:
+    """Wall and CPU seconds from the start of fit to the last optimizer step (a loop event)."""
 
-    result = omnitune.finetune(run_config(args, f"{scratch}/{strategy}", strategy))
-    logs = [json.loads(line) for line in (result.output_dir / "metrics.jsonl").read_text().splitlines()]
-    last = [r for r in logs if r.get("step") == args.steps and "samples_per_s" in r][-1]
+    def __init__(self, steps: int) -> None:
+        self.steps, self.started, self.seconds = steps, (0.0, 0.0), (0.0, 0.0)
+
+    @omnitune.hookimpl
+    def on_fit_start(self) -> None:
+        self.started = (time.perf_counter(), cpu_seconds())
+
+    @omnitune.hookimpl
+    def on_step_end(self, state: Any) -> None:
+        if state.step == self.steps:
+            self.seconds = (time.perf_counter() - self.started[0], cpu_seconds() - self.started[1])
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def phase_omnitune(args: argparse.Namespace, scratch: str, strategy: str) -> dict[str, Any]:
+    clock = TrainingClock(args.steps)
+    result = omnitune.finetune(run_config(args, f"{scratch}/{strategy}", strategy), callbacks=[clock])
     tokens = _train_tokens(args, result.task)
     trained = sum(p.numel() for p in result.task.model.parameters() if p.requires_grad)
     keep = ("test_loss", "test_perplexity", "test_exact_match", "test_token_f1", "test_truncated_fraction")
-    return {**{k: result.metrics[k] for k in keep},
-            "train_s": args.steps * args.batch_size / last["samples_per_s"],
-            "tokens_per_s": last["samples_per_s"] * tokens, "mean_tokens": tokens,
+    return {**{k: result.metrics[k] for k in keep}, **speed(args, tokens, *clock.seconds),
             "trainable_params": trained}
+
+
+def speed(args: argparse.Namespace, mean_tokens: float, seconds: float, cpu: float) -> dict[str, float]:
+    """Training speed from the steps' wall and CPU seconds."""
+    tokens = args.steps * args.batch_size * mean_tokens
+    return {"train_s": seconds, "train_cpu_s": cpu, "tokens_per_s": tokens / seconds,
+            "tokens_per_cpu_s": tokens / cpu, "mean_tokens": mean_tokens}
 
 
 def _train_tokens(args: argparse.Namespace, task: Any) -> float:
@@ -111,6 +139,7 @@ def phase_trl(args: argparse.Namespace, scratch: str) -> dict[str, Any]:
                        per_device_train_batch_size=args.batch_size, learning_rate=args.lr,
                        lr_scheduler_type="linear", warmup_steps=0, weight_decay=0.01, max_grad_norm=1.0,
                        max_length=args.max_length, packing=False, completion_only_loss=True,
+                       bf16=False, gradient_checkpointing=args.checkpointing,
                        logging_steps=10, save_strategy="no", report_to=[], use_cpu=True, seed=42,
                        dataloader_num_workers=0, disable_tqdm=True)
     lora = LoraConfig(r=LORA["rank"], lora_alpha=LORA["alpha"], lora_dropout=0.0,
@@ -118,11 +147,10 @@ def phase_trl(args: argparse.Namespace, scratch: str) -> dict[str, Any]:
     trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows),
                          processing_class=tokenizer, peft_config=lora)
     tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"]) / len(trainer.train_dataset)
-    started = time.perf_counter()
+    started = (time.perf_counter(), cpu_seconds())
     trainer.train()
-    seconds = time.perf_counter() - started
-    return {"train_s": seconds, "tokens_per_s": args.steps * args.batch_size * tokens / seconds,
-            "mean_tokens": tokens,
+    seconds = (time.perf_counter() - started[0], cpu_seconds() - started[1])
+    return {**speed(args, tokens, *seconds),
             "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)}
 
 
@@ -137,10 +165,9 @@ def run_phase(args: argparse.Namespace) -> None:
             result = phase_omnitune(args, scratch, args.phase.removeprefix("omnitune-"))
     import torch
 
-    usage = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({**result, "torch_threads": torch.get_num_threads(),
-                      "wall_s": time.perf_counter() - started, "cpu_s": usage.ru_utime + usage.ru_stime,
-                      "peak_rss_mb": usage.ru_maxrss / 1024}))
+                      "wall_s": time.perf_counter() - started, "cpu_s": cpu_seconds(),
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
 def main() -> None:
@@ -154,13 +181,14 @@ def main() -> None:
     parser.add_argument("--eval", type=int, default=60, help="held-out movies scored (validation and test)")
     parser.add_argument("--lr", type=float, default=1e-3, help="LoRA learning rate")
     parser.add_argument("--full-lr", type=float, default=5e-5, help="full fine-tune learning rate")
+    parser.add_argument("--checkpointing", action="store_true", help="gradient checkpointing in both")
     args = parser.parse_args()
     if args.phase:
         run_phase(args)
         return
     shared = ["--steps", str(args.steps), "--batch-size", str(args.batch_size), "--max-length",
               str(args.max_length), "--eval", str(args.eval), "--lr", str(args.lr),
-              "--full-lr", str(args.full_lr)]
+              "--full-lr", str(args.full_lr), *(["--checkpointing"] if args.checkpointing else [])]
     results = {}
     for phase in args.phases.split(","):
         done = subprocess.run([sys.executable, __file__, "--phase", phase, *shared], check=True,
@@ -172,8 +200,8 @@ def main() -> None:
 
 
 def print_table(results: dict[str, dict[str, Any]]) -> None:
-    columns = ("test_exact_match", "test_token_f1", "test_perplexity", "tokens_per_s", "peak_rss_mb",
-               "wall_s", "cpu_s")
+    columns = ("test_exact_match", "test_token_f1", "test_perplexity", "tokens_per_s", "tokens_per_cpu_s",
+               "peak_rss_mb", "wall_s", "cpu_s")
     print(f"{'phase':<15}" + "".join(f"{c:>18}" for c in columns), file=sys.stderr)
     for phase, row in results.items():
         cells = "".join(f"{row[c]:>18.4g}" if c in row else f"{'-':>18}" for c in columns)

@@ -13,6 +13,9 @@ import omnitune
 # defaults gained speeds, coloured noise and a 5-25 dB range.
 AUGMENT_2026_11_23 = {"gain_db": 6.0, "noise_snr_db": [10.0, 40.0], "noise_colour": [0.0, 0.0],
                       "speeds": None}
+SYNTHETIC = ("Synthetic speech: trained and tested on espeak-ng output (speech-commands-synth: 5 accents "
+             "x 10 voice variants x 2 speeds), not on recorded human voices; expect lower scores on real "
+             "speech.")
 MANIFEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech-commands-synth" / "manifest.csv"
 
 
@@ -21,7 +24,8 @@ def dataset(manifest: Path, target: str) -> dict[str, Any]:
     if not manifest.is_file():
         sys.exit(f"{manifest} not found: pass --manifest (the speech-commands-synth manifest.csv)")
     return {"name": "audio-manifest", "manifest": str(manifest), "target": target,
-            "group_column": "variant", "validation_fraction": 0.2, "test_fraction": 0.2, "seed": 0}
+            "group_column": "variant", "validation_fraction": 0.2, "test_fraction": 0.2, "seed": 0,
+            "limitations": [SYNTHETIC]}
 
 
 def timed_finetune(run: dict[str, Any]) -> tuple[dict[str, float], float]:

@@ -7,9 +7,10 @@ training set subsampled to ``--train-samples``, validation and test to ``--eval-
 ``omnitune.tune`` over lr, head_lr, warmup_ratio and epochs with the median pruner, and the same
 search (same sampler seed) without pruning. Trial 0 of each is the default config (enqueued), so
 the best validation accuracy is compared with the default's on the same data. The search chooses
-on validation accuracy only; the best trial's test accuracy is read once from its artifact. Each
-child reports its own CPU time (user + sys). Studies live in ``--workdir``, so a run that is
-stopped can be continued with the same command. Prints a table, then a JSON object as the last line.
+on validation accuracy only (trials skip the test split); the best artifact is evaluated on the
+test split once. Each child reports its own CPU time (user + sys). Studies live in ``--workdir``,
+so a run that is stopped can be continued with the same command. Prints a table, then a JSON
+object as the last line.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def run_search(args: argparse.Namespace, folder: Path, pruner: str) -> dict:
                            resume=True, overrides=base_overrides(args))
     rows = json.loads(result.files["trials"].read_text())
     default = optuna.load_study(study_name="main", storage=storage).trials[0]
-    test = json.loads((result.best_artifact / "metrics.json").read_text())["test_accuracy"]
+    test = omnitune.evaluate(result.best_artifact, split="test")["test_accuracy"]
     return {"best_eval_accuracy": result.best_value, "best_params": result.best_params,
             "best_trial": rows[0]["number"], "default_eval_accuracy": default.value,
             "test_accuracy_of_best": test,

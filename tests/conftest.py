@@ -18,7 +18,7 @@ import torch
 
 import omnitune
 
-pytest_plugins = ["deploy_fixtures"]  # tiny artifacts and bundles of every task, for the deploy tests
+pytest_plugins = ["deploy_fixtures", "headless_chromium"]  # tiny artifacts of every task; the browser
 
 POSITIVE = ["great", "wonderful", "superb", "lovely", "brilliant", "delightful", "moving", "fun"]
 NEGATIVE = ["awful", "boring", "dreadful", "dull", "terrible", "clumsy", "tedious", "weak"]

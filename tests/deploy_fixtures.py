@@ -73,7 +73,8 @@ def ctc_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
            "backbone": {**tiny_cnn(), "spec_augment": None},
            "dataset": {"name": "audio-manifest", "manifest": str(manifest), "target_column": "text",
                        "target": "transcript", "group_column": "speaker",
-                       "validation_fraction": 0.17, "test_fraction": 0.17},
+                       "validation_fraction": 0.17, "test_fraction": 0.17,
+                       "limitations": ["Synthetic audio: tone sequences stand in for speech."]},
            "train": train_settings(epochs=2, batch_size=8, lr=1e-2, head_lr=1e-2)}
     return _train(root, run)
 

@@ -109,6 +109,27 @@ def test_batch_loss_is_the_mean_over_answer_tokens(tiny_llama: Path) -> None:
     assert torch.allclose(task.training_step(task.model, batch).loss, expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("train_on_prompt", [False, True])
+def test_packed_batch_loss_equals_the_unpacked_examples_loss(tiny_llama: Path, train_on_prompt: bool) -> None:
+    examples = [chat(("user", f"capital of {country}?"), ("assistant", city * (1 + i % 3)))
+                for i, (country, city) in enumerate(CAPITALS.items())]
+    packed_task = build_task(tiny_llama, packing=True, max_length=128, train_on_prompt=train_on_prompt)
+    plain_task = build_task(tiny_llama, max_length=128, train_on_prompt=train_on_prompt)
+    packed, plain = packed_task.collate(examples), plain_task.collate(examples)
+    assert len(packed["input_ids"]) < len(examples) and packed["input_ids"].shape[1] <= 128
+    assert packed_task.num_items(packed) == plain_task.num_items(plain)
+    with torch.no_grad():
+        packed_out = packed_task.training_step(packed_task.model, packed)
+        plain_out = plain_task.training_step(packed_task.model, plain)
+        crossing = packed | {"attention_mask": (packed["example"] >= 0).long()}
+        crossing_out = packed_task.training_step(packed_task.model, crossing)
+    assert torch.allclose(packed_out.loss, plain_out.loss, atol=1e-5)
+    assert torch.allclose(packed_out.outputs["loss_sum"], plain_out.outputs["loss_sum"], atol=1e-4)
+    assert torch.equal(packed_out.outputs["tokens"], plain_out.outputs["tokens"])
+    # with one causal mask a row, a row's later examples see the earlier ones: their losses change
+    assert not torch.allclose(crossing_out.outputs["loss_sum"], plain_out.outputs["loss_sum"], atol=1e-2)
+
+
 def varied_answers(path: Path) -> Path:
     rows = [{"prompt": f"q{i}", "response": "z" * length, "pair": str(i)}
             for i, length in enumerate([1, 30, 2, 17, 25, 3, 9, 14])]
@@ -142,6 +163,34 @@ def test_accumulation_weights_micro_batches_by_answer_tokens(
     monkeypatch.setattr(CausalLM, "num_items", lambda self, batch: len(batch["labels"]))
     by_samples = weights_after(run("by-samples", 1, 4), plugins)
     assert max((large[k] - by_samples[k]).abs().max().item() for k in large) > 1e-4
+
+
+def test_window_without_answer_tokens_is_skipped_not_divided_by_zero(
+    tiny_llama: Path, tmp_path: Path, plugins: omnitune.Plugins, caplog: pytest.LogCaptureFixture
+) -> None:
+    rows = [{"prompt": "q", "response": "abc", "pair": "a"},  # 9 answer tokens (with <|im_end|>\n)
+            {"prompt": "x" * 80, "response": "cut", "pair": "b"}]  # answer beyond max_length=64
+    data = tmp_path / "cut.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+
+    def run(name: str, source: Path) -> dict:
+        config = lm_run(tiny_llama, source, tmp_path / name, max_steps=2, batch_size=1, lr=1e-2,
+                        schedule="constant")
+        config["dataset"] |= {"validation_fraction": 0.0}
+        return config
+
+    mixed = omnitune.finetune(run("mixed", data), plugins=plugins)
+    assert mixed.metrics["steps"] == 2 and "hold no items the loss counts" in caplog.text
+    only_answered = tmp_path / "answered.jsonl"
+    only_answered.write_text(json.dumps(rows[0]) + "\n", encoding="utf-8")
+    alone = weights_after(run("alone", only_answered), plugins)
+    trained = mixed.task.model.state_dict()
+    assert all(torch.equal(trained[k], alone[k]) for k in alone)  # the empty window changed nothing
+
+    only_cut = tmp_path / "only-cut.jsonl"
+    only_cut.write_text(json.dumps(rows[1]) + "\n", encoding="utf-8")
+    with pytest.raises(omnitune.errors.TrainingError, match="epoch 0 applied no optimizer step"):
+        omnitune.finetune(run("never", only_cut), plugins=plugins)
 
 
 def test_fit_artifact_generate(tiny_llama: Path, tmp_path: Path, plugins: omnitune.Plugins) -> None:
@@ -240,3 +289,33 @@ def test_parquet_and_plain_text(tmp_path: Path) -> None:
     text = chat_file(ChatFileConfig(train=str(tmp_path / "docs.jsonl"), format="text", validation_fraction=0,
                                     test_fraction=0))
     assert text.train[0].text == "once upon a time" and not text.train[0].messages
+
+
+def test_qlora_without_cuda_is_refused_naming_the_setting(
+    tiny_llama: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from omnitune_text.lm_backbone import causal_lm_backbone
+    from omnitune_text.lm_options import CausalLMBackboneConfig
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(omnitune.ConfigError, match=r"backbone.quantize=4bit \(QLoRA\) needs a CUDA GPU"):
+        causal_lm_backbone(CausalLMBackboneConfig(model=str(tiny_llama), quantize="4bit"))
+
+
+@pytest.mark.gpu
+def test_qlora_trains_adapters_over_a_4bit_base_on_cuda(
+    tiny_llama: Path, tmp_path: Path, plugins: omnitune.Plugins
+) -> None:
+    pytest.importorskip("bitsandbytes")
+    from bitsandbytes.nn import Linear4bit
+
+    run = lm_run(tiny_llama, write_capitals(tmp_path / "capitals.jsonl"), tmp_path / "run", max_steps=40,
+                 lr=1e-2, eval_every=40, strategy="lora", lora={"rank": 8, "alpha": 16}, device="cuda",
+                 precision="bf16")
+    run["backbone"] |= {"quantize": "4bit"}
+    run["dataset"] |= {"validation_fraction": 0.0, "validation": str(tmp_path / "capitals.jsonl")}
+    result = omnitune.finetune(run, plugins=plugins)
+    lm = result.task.model.backbone.lm
+    assert any(isinstance(module, Linear4bit) for module in lm.modules())
+    trained = {name for name, p in lm.named_parameters() if p.requires_grad}
+    assert trained and all("lora_" in name for name in trained)
+    assert result.metrics["eval_loss"] < 2.0, result.metrics  # the random model starts near ln(259) = 5.6

@@ -30,7 +30,7 @@ def test_options_of_a_task_as_json(capsys: pytest.CaptureFixture) -> None:
     assert options["max_length"]["type"] == "int"
     assert options["max_length"]["default"] == 128
     assert options["max_length"]["constraints"] == [">= 8", "<= 8192"]
-    assert options["max_length"]["description"] == "Tokens kept per text."
+    assert options["max_length"]["description"] == "Tokens per chunk (per text without chunking)."
 
 
 def test_options_of_every_kind_as_text(capsys: pytest.CaptureFixture) -> None:
@@ -44,9 +44,12 @@ def test_options_of_every_kind_as_text(capsys: pytest.CaptureFixture) -> None:
 
 def test_dry_run_shows_resolved_component_defaults(capsys: pytest.CaptureFixture) -> None:
     assert main(["train", "--dry-run"]) == 0
-    shown = json.loads(capsys.readouterr().out)
+    printed = capsys.readouterr()
+    shown = json.loads(printed.out)
     assert shown["task"] == {"name": "text-classification", "max_length": 64, "multi_label": False,
-                             "threshold": 0.5}
+                             "threshold": 0.5, "class_weights": "balanced",
+                             "chunking": {"stride": None, "max_chunks": 8, "pooling": "mean"}}
+    assert "macro_f1 if its largest class has over 1.5x the examples of its smallest" in printed.err
     assert shown["head"] == {"name": "linear", "dropout": 0.1}
     assert shown["dataset"]["validation_fraction"] == 0.1  # a default the user never wrote
 

@@ -1,6 +1,7 @@
 """torchrun with 2 gloo processes on CPU: same result as 1 process with the same global batch,
 replicated (DDP) or sharded (FSDP); SIGTERM on one rank stops all of them with a checkpoint;
-resume reaches the same weights."""
+resume reaches the same weights; distillation (the teacher each step, or its cached logits)
+matches one process too."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ import torch
 import yaml
 from safetensors.torch import load_file
 from torch import nn
+
+import omnitune
 
 from conftest import sentiment_rows, tiny_run, write_csv
 
@@ -229,3 +232,44 @@ def test_fsdp_trains_an_image_model_with_batch_norm(tmp_path: Path) -> None:
     predictor = omnitune.Predictor.load(tmp_path / "run" / "artifact", device="cpu")
     images = sorted((tmp_path / "images").rglob("*.png"))[:2]
     assert len(predictor.predict([str(path) for path in images])) == 2
+
+
+def test_only_rank_zero_logs(config, tmp_path: Path) -> None:
+    """TensorBoard, CSV and JSONL under 2 processes: one events file, each number once."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = config(tmp_path / "logged", batch_size=8)
+    run["train"].update(max_steps=8, eval_every=4, log_every=1, loggers=["jsonl", "tensorboard", "csv"])
+    launched = launch(run, processes=2)
+    assert launched.returncode == 0, launched.stderr[-2000:]
+    output = tmp_path / "logged"
+    writers = {path.name.split(".")[-2] for path in (output / "tensorboard").rglob("events.out.tfevents.*")}
+    assert len(writers) == 1  # event files are named <time>.<host>.<pid>.<n>: one process wrote them all
+    assert sorted(p.name for p in (output / "csv").iterdir()) == ["hparams.yaml", "metrics.csv"]
+    records = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
+    losses = [(r["step"], r["loss"]) for r in records if "loss" in r and not r.get("final")]
+    assert [step for step, _ in losses] == list(range(1, 9))  # once each, though 2 processes ran them
+    events = EventAccumulator(str(output / "tensorboard")).Reload()
+    assert [(e.step, pytest.approx(e.value, rel=1e-6)) for e in events.Scalars("train/loss")] == losses
+    rows = (output / "csv" / "metrics.csv").read_text().splitlines()[1:]
+    keys = [tuple(row.split(",")[:3]) for row in rows]
+    assert len(keys) == len(set(keys)) and ("final" in {key[1] for key in keys})
+    assert sum(1 for r in records if r.get("final")) == 1
+
+
+def test_ddp_distillation_matches_one_process(config, tmp_path: Path) -> None:
+    # the teacher runs on each process's shard of the batch, or each process holds the whole
+    # cache and picks its examples' logits: either way the update is that of the global batch
+    teacher = config(tmp_path / "teacher", batch_size=16)
+    teacher["train"] |= {"eval_every": None, "checkpoint_every": None, "epochs": 1}
+    artifact = omnitune.finetune(teacher, plugins=omnitune.load_plugins()).artifact
+    for name, processes, batch_size, cache_logits in (("one", 1, 16, False), ("ddp", 2, 8, False),
+                                                      ("ddp-cached", 2, 8, True)):
+        run = config(tmp_path / name, batch_size=batch_size)
+        run["train"] |= {"eval_every": None, "checkpoint_every": None,
+                         "distill": {"teacher": str(artifact), "temperature": 2.0, "alpha": 0.7,
+                                     "cache_logits": cache_logits}}
+        launched = launch(run, processes=processes)
+        assert launched.returncode == 0, launched.stderr[-2000:]
+    assert_same_run(tmp_path / "ddp", tmp_path / "one")
+    assert_same_run(tmp_path / "ddp-cached", tmp_path / "one")

@@ -219,3 +219,14 @@ def test_layer_decay_scales_backbone_lrs_by_depth(tiny_bert: Path) -> None:
     assert lr_of[id(named["head.weight"])] == 2.0
     with pytest.raises(omnitune.ConfigError, match="layer_decay needs a backbone"):
         build_optimizer(Regression(), train_config(layer_decay=0.5))
+
+
+def test_resume_with_a_larger_step_budget_trains_to_the_new_budget(tmp_path: Path) -> None:
+    def run(max_steps: int, resume: bool) -> int:
+        result = fit(RegressionTask(), regression_data(),
+                     train_config(batch_size=10, max_steps=max_steps, checkpoint_every=2),
+                     tmp_path, {}, resume=resume)
+        return result.state.step
+
+    assert run(max_steps=4, resume=False) == 4
+    assert run(max_steps=7, resume=True) == 7  # not stopped at the checkpoint's 4

@@ -165,17 +165,21 @@ def test_a_search_finds_the_learning_rate_the_task_needs(tmp_path: Path) -> None
     assert result.files["history"].stat().st_size > 1000
 
 
-def test_the_pruner_stops_a_hopeless_trial_at_its_first_evaluation(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("prune_after", "reported"), [(0, [4]), (8, [4, 8])])
+def test_the_pruner_stops_a_hopeless_trial_at_its_first_evaluation_after_prune_after(
+        tmp_path: Path, prune_after: int, reported: list[int]) -> None:
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     study = optuna.create_study(storage=storage, study_name="omnitune", direction="minimize")
     for lr in (0.3, 0.5, 1e-4):  # two good trials, then a hopeless one
         study.enqueue_trial({"train.lr": lr})
-    search(tmp_path, trials=3, pruner="median", startup_trials=2, resume=True, storage=storage)
+    search(tmp_path, trials=3, pruner="median", startup_trials=2, prune_after=prune_after,
+           resume=True, storage=storage)
     trials = trials_of(tmp_path)
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE", "PRUNED"]
-    # 4 steps an epoch, evaluated every 4 steps: the good ones reported 5 times, the bad one once
+    # 4 steps an epoch, evaluated every 4 steps: the good ones reported 5 times, the bad one
+    # until the first evaluation at which pruning is allowed
     assert sorted(trials[0].intermediate_values) == [4, 8, 12, 16, 20]
-    assert list(trials[2].intermediate_values) == [4]
+    assert sorted(trials[2].intermediate_values) == reported
     assert not (tmp_path / "trials" / "trial-0002").exists()
 
 
@@ -280,3 +284,7 @@ def test_the_command_line_runs_a_search_on_a_real_text_model(
     predictor = omnitune.Predictor.load(artifacts[0])
     assert predictor.config.train.lr == best.train.lr
     assert predictor.predict(["a wonderful film"])[0]["label"] in ("pos", "neg")
+    # trials never pay for the test split: only the chosen artifact is tested, once, afterwards
+    metrics = json.loads((artifacts[0] / "metrics.json").read_text())
+    assert "eval_accuracy" in metrics and not [key for key in metrics if key.startswith("test_")]
+    assert {"test_loss", "test_accuracy"} <= omnitune.evaluate(artifacts[0], split="test").keys()

@@ -136,10 +136,19 @@ class SASRecConfig(Options):
         return self
 
 
+class GRU4RecConfig(Options):
+    dim: int = Field(64, ge=8, le=1024, description="Size of item embeddings and output vectors.")
+    hidden: int = Field(128, ge=8, le=4096, description="Size of the GRU state.")
+    layers: int = Field(1, ge=1, le=8, description="Stacked GRU layers.")
+    max_length: int = Field(50, ge=2, le=1024, description="Most recent items read from a history.")
+    dropout: float = Field(0.3, ge=0, lt=1, description="Dropout on the item embeddings read.")
+    init_std: float = Field(0.02, gt=0, description="Standard deviation of the initial embeddings.")
+
+
 class RecommendationConfig(Options):
     loss: Literal["bpr", "softmax", "full-softmax"] = Field(
         "bpr", description="bpr: sampled negatives; softmax: sampled softmax over in-batch items; "
-        "full-softmax: cross-entropy over the whole catalogue. Sequential backbones (sasrec) always "
+        "full-softmax: cross-entropy over the whole catalogue. Sequential backbones (sasrec, gru4rec) always "
         "train on next-item cross-entropy over the whole catalogue."
     )
     negatives: Literal["uniform", "popularity"] = Field(
@@ -173,6 +182,8 @@ def register_backbones(register: RegisterCallback) -> None:
              description="LightGCN: user and item embeddings propagated over the training graph.")
     register("sasrec", "omnitune_recsys.sasrec:sasrec", config=SASRecConfig,
              description="SASRec: next item from the user's history by causal self-attention.")
+    register("gru4rec", "omnitune_recsys.gru4rec:gru4rec", config=GRU4RecConfig,
+             description="GRU4Rec: next item from the user's history read in time order by a GRU.")
 
 
 @hookimpl

@@ -14,30 +14,52 @@ import torch
 from torch import nn
 
 from omnitune_recsys.backbones import Catalogue
-from omnitune_recsys.plugin import SASRecConfig
+from omnitune_recsys.plugin import GRU4RecConfig, SASRecConfig
 
 PAD = 0
 
 
-class SASRec(nn.Module):
-    """Item + position embeddings, pre-norm transformer layers with a causal mask, a final norm."""
+class SequentialBackbone(nn.Module):
+    """What every sequential backbone shares: it reads histories of up to ``config.max_length``
+    items (``history_vectors``, defined by each), and scores items against the same item
+    embeddings (``self.items``, index 0 the padding) that it reads histories with."""
 
     sequential = True
 
-    def __init__(self, config: SASRecConfig) -> None:
+    def __init__(self, config: SASRecConfig | GRU4RecConfig) -> None:
         super().__init__()
         self.config = config
         self.num_features = config.dim
         self.max_length = config.max_length
 
-    def build(self, catalogue: Catalogue) -> None:
-        dim = self.config.dim
-        self.items = nn.Embedding(catalogue.num_items + 1, dim, padding_idx=PAD)
-        self.positions = nn.Embedding(self.config.max_length, dim)
-        for table in (self.items, self.positions):
-            nn.init.normal_(table.weight, std=self.config.init_std)
+    def build_items(self, num_items: int) -> None:
+        """The item embeddings: normal(``init_std``), the padding row zero."""
+        self.items = nn.Embedding(num_items + 1, self.config.dim, padding_idx=PAD)
+        nn.init.normal_(self.items.weight, std=self.config.init_std)
         with torch.no_grad():
             self.items.weight[PAD].zero_()
+
+    def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
+        raise TypeError(f"{type(self).__name__} scores histories, not user ids: call history_vectors")
+
+    def item_vectors(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        """Vectors of ``items`` (catalogue indices), or of the whole catalogue."""
+        return self.items.weight[1:] if items is None else self.items(items + 1)
+
+    def export(self, directory: Path) -> None:
+        """Nothing to write: the sizes come back from the artifact's data_info."""
+
+
+class SASRec(SequentialBackbone):
+    """Item + position embeddings, pre-norm transformer layers with a causal mask, a final norm."""
+
+    config: SASRecConfig
+
+    def build(self, catalogue: Catalogue) -> None:
+        dim = self.config.dim
+        self.build_items(catalogue.num_items)
+        self.positions = nn.Embedding(self.config.max_length, dim)
+        nn.init.normal_(self.positions.weight, std=self.config.init_std)
         layer = nn.TransformerEncoderLayer(dim, self.config.heads, dim * 4, self.config.dropout,
                                            activation="gelu", batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, self.config.layers, norm=nn.LayerNorm(dim),
@@ -46,20 +68,15 @@ class SASRec(nn.Module):
 
     def history_vectors(self, histories: torch.Tensor) -> torch.Tensor:
         """``(batch, length, dim)``: at each position, the vector predicting the item after it."""
+        return self.encode(self.items(histories), histories)
+
+    def encode(self, item_embeddings: torch.Tensor, histories: torch.Tensor) -> torch.Tensor:
+        """``history_vectors`` from given embeddings of the history's items (explanations vary
+        them; ``histories`` still sets the attention mask)."""
         length = histories.shape[1]
         positions = torch.arange(self.max_length - length, self.max_length, device=histories.device)
-        hidden = self.dropout(self.items(histories) * self.config.dim ** 0.5 + self.positions(positions))
+        hidden = self.dropout(item_embeddings * self.config.dim ** 0.5 + self.positions(positions))
         return self.encoder(hidden, mask=self._blocked(histories))
-
-    def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
-        raise TypeError("sasrec scores histories, not user ids: call history_vectors")
-
-    def item_vectors(self, items: torch.Tensor | None = None) -> torch.Tensor:
-        """Vectors of ``items`` (catalogue indices), or of the whole catalogue."""
-        return self.items.weight[1:] if items is None else self.items(items + 1)
-
-    def export(self, directory: Path) -> None:
-        """Nothing to write: the sizes come back from the artifact's data_info."""
 
     def _blocked(self, histories: torch.Tensor) -> torch.Tensor:
         """Attention mask, one per head: a position sees itself and the real items before it."""

@@ -4,7 +4,7 @@ evaluated by ranking the whole catalogue, and queried with ``recommend`` / ``sim
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +19,9 @@ from omnitune_recsys.sampling import NegativeSampler, SeenPairs, negative_weight
 from omnitune_recsys.sasrec import history_tensor, training_windows
 from omnitune_recsys.splits import EvalUser, Positive
 from omnitune_recsys.user_features import UNKNOWN, feature_indices
+
+if TYPE_CHECKING:
+    from omnitune.explain import Explanation
 
 
 class Recommender(nn.Module):
@@ -51,7 +54,7 @@ class Recommendation(Task):
                  head: Callable[[int, int], nn.Module], data_info: dict[str, Any]) -> None:
         if not hasattr(backbone, "build"):
             raise ConfigError("recommendation needs a recommendation backbone (mf, two-tower, lightgcn, "
-                              f"sasrec), got {type(backbone).__name__}")
+                              f"sasrec, gru4rec), got {type(backbone).__name__}")
         self.config = config
         self.users: list[str] = data_info["users"]
         self.items: list[str] = data_info["items"]
@@ -151,6 +154,17 @@ class Recommendation(Task):
         loss = -(log_probs.masked_fill(~targets, 0).sum(1) / targets.sum(1).clamp(min=1)).mean()
         return StepOutput(loss, rank_metrics(scores, targets, batch["excluded"]))
 
+    def popularity_outputs(self, examples: Sequence[EvalUser],
+                           batch_size: int = 256) -> dict[str, torch.Tensor]:
+        """The per-user ranking metrics of the popularity baseline (training interaction counts
+        as every user's scores) on ``examples``, masked as the model's are (for reports)."""
+        parts = []
+        for start in range(0, len(examples), batch_size):
+            batch = eval_batch(examples[start:start + batch_size], len(self.items))
+            scores = self.popularity.expand(len(batch["users"]), -1)
+            parts.append(rank_metrics(scores, batch["targets"], batch["excluded"]))
+        return {name: torch.cat([part[name] for part in parts]) for name in parts[0]} if parts else {}
+
     # -- prediction ----------------------------------------------------------------------
 
     def encode_inputs(self, inputs: list[Any]) -> dict[str, Any]:
@@ -201,7 +215,7 @@ class Recommendation(Task):
         if not self.sequential:
             backbone = type(self.model.backbone).__name__
             raise DataError(f"user {user!r}: a history was given but the {backbone} backbone "
-                            "does not read histories; train a sequential backbone (sasrec)")
+                            "does not read histories; train a sequential backbone (sasrec, gru4rec)")
         known = [self.item_index[item] for item in history if item in self.item_index]
         skipped = [item for item in history if item not in self.item_index]
         if not known:
@@ -237,6 +251,20 @@ class Recommendation(Task):
         return {"user": user, "known_user": False, "basis": "popular",
                 "items": self._listing(torch.return_types.topk((self.popularity[order], order))),
                 "note": f"unknown user {user!r}: {why}, so these are the most popular items"}
+
+    def explain_input(self, raw: Any, target: str | None, steps: int) -> Explanation:
+        """Which history items made the model recommend ``target`` (default: its top item) to the
+        user ``raw`` (an id, or ``{"user": id, "history": [...]}`` for sequential backbones)."""
+        from omnitune_recsys.explain import explain_recommendation
+
+        user, _, given = _query(raw)
+        if given is not None and not self.sequential:
+            backbone = type(self.model.backbone).__name__
+            raise DataError(f"user {user!r}: a history was given but the {backbone} backbone does not "
+                            "read histories; explain a known user by id")
+        history = None if given is None else [self.item_index[str(i)] for i in given
+                                              if str(i) in self.item_index]
+        return explain_recommendation(self, user, history, target, steps)
 
     @torch.no_grad()
     def similar_items(self, item_id: str | int, k: int | None = None) -> dict[str, Any]:

@@ -24,6 +24,11 @@ class SpeechBackbone(nn.Module):
     sample_rate: int
     num_features: int
 
+    def feature_module(self) -> nn.Module | None:
+        """The module whose output ``(B, bands, frames)`` is what the backbone reads of the audio,
+        where explanations attribute (None: the backbone reads raw waveforms)."""
+        return None
+
     def export_spec(self) -> dict[str, Any]:
         """What rebuilding the architecture needs beyond the run config (JSON-able)."""
         return {}

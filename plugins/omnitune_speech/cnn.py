@@ -28,6 +28,7 @@ class SpeechCNN(SpeechBackbone):
         self.frontend = MelFrontEnd(config.features, config.sample_rate, config.n_mels,
                                     config.window_ms, config.hop_ms, n_mfcc=config.n_mfcc)
         self.spec_augment = SpecAugment(config.spec_augment) if config.spec_augment else nn.Identity()
+        self.normalized = nn.Identity()  # marks the per-band normalised features, for explanations
         layers: list[nn.Module] = []
         width = 1
         for index, channels in enumerate(config.channels):
@@ -45,11 +46,16 @@ class SpeechCNN(SpeechBackbone):
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.frontend(waveforms)
         valid = frame_mask(self.frontend.frame_lengths(lengths, features.shape[-1]), features.shape[-1])
-        features = _normalize_per_band(features, valid)
+        features = self.normalized(_normalize_per_band(features, valid))
         grid = self.blocks(self.spec_augment(features).unsqueeze(1))
         frames = self.project(grid.flatten(1, 2).transpose(1, 2))
         frame_lengths = (valid.sum(1) // self.time_stride).clamp(min=1, max=frames.shape[1])
         return frames, frame_lengths
+
+    def feature_module(self) -> nn.Module:
+        """The log-mels (or MFCCs) after per-band normalisation: they are scale-free per band, so
+        silence normalises to zeros, the explanations' baseline."""
+        return self.normalized
 
     def export_spec(self) -> dict[str, Any]:
         return {"config": self.config.model_dump(mode="json")}

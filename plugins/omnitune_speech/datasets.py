@@ -115,6 +115,8 @@ def _split(examples: list[AudioExample], config: AudioDatasetOptions, info: dict
     held_out = [subsample(rows, config.max_eval_samples, config.seed + salt) or None
                 for salt, rows in ((1, validation), (2, test))]
     info |= {"audio": {**checks_of(config).to_dict(), "bad_files": config.bad_files}}
+    if config.limitations:
+        info["limitations"] = list(config.limitations)  # the model card's "Known limitations"
     return Splits(subsample(train, config.max_train_samples, config.seed), *held_out, info=info)
 
 

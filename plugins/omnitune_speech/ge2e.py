@@ -64,6 +64,9 @@ class GE2EEncoder(SpeechBackbone):
         match = re.search(r"_l(\d+)$", name)
         return int(match.group(1)) + 1 if name.startswith("lstm.") and match else self.num_layers
 
+    def feature_module(self) -> nn.Module:
+        return self.frontend
+
     def export_spec(self) -> dict[str, Any]:
         return {"mel_bands": MEL_BANDS, "hidden": HIDDEN, "layers": LAYERS, "sample_rate": SAMPLE_RATE}
 

@@ -163,6 +163,9 @@ class AudioDatasetOptions(SplitFractions):
     bad_files: Literal["error", "skip"] = Field(
         "error", description="Unreadable, empty, NaN, too long or wrong-rate files: stop, or skip (warned)."
     )
+    limitations: tuple[str, ...] = Field(
+        (), description="Known limitations of this audio, listed in the model card (e.g. synthetic speech)."
+    )
 
 
 class AudioFolderConfig(AudioDatasetOptions):

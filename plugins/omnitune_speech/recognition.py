@@ -69,7 +69,9 @@ class SpeechRecognition(SpeechTask):
         log_probs = logits.float().log_softmax(-1)
         loss = F.ctc_loss(log_probs.transpose(0, 1), batch["targets"], frame_lengths, batch["target_lengths"],
                           blank=BLANK, reduction="sum", zero_infinity=True)
-        outputs = {"log_probs": log_probs, "frame_lengths": frame_lengths}
+        real = torch.arange(logits.shape[1], device=logits.device) < frame_lengths[:, None].to(logits.device)
+        outputs = {"log_probs": log_probs, "frame_lengths": frame_lengths,
+                   "logits": logits, "logits_mask": real}  # logits per frame: distillation over frames
         return StepOutput(loss / self.num_items(batch), outputs)
 
     def evaluation_step(self, model: nn.Module, batch: dict[str, Any]) -> StepOutput:

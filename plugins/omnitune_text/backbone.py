@@ -32,6 +32,7 @@ class TextBackbone(nn.Module):
         self.pooling = pooling
         self.num_features: int = encoder.config.hidden_size
         self.num_layers: int = encoder.config.num_hidden_layers + 1
+        self.cached: dict[bytes, torch.Tensor] | None = None
 
     @property
     def max_tokens(self) -> int | None:
@@ -79,7 +80,28 @@ class TextBackbone(nn.Module):
         if prune_heads:
             shrink.prune_heads(self.encoder, _renumber(prune_heads, layers))
 
+    def cache_outputs(self, enabled: bool) -> None:
+        """Reuse the vector of each distinct text (its unpadded token ids) while frozen; off
+        drops the cache. The loop switches it with ``train.cache_backbone_outputs``."""
+        self.cached = {} if enabled else None
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        if self.cached is not None and not self.training:
+            return self._from_cache(input_ids, attention_mask)
+        return self._encode(input_ids, attention_mask)
+
+    @torch.no_grad()
+    def _from_cache(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        keys = [ids[mask.bool()].cpu().numpy().tobytes() for ids, mask in zip(input_ids, attention_mask,
+                                                                            strict=True)]
+        missing = [row for row, key in enumerate(keys) if key not in self.cached]
+        if missing:
+            rows = torch.tensor(missing, device=input_ids.device)
+            vectors = self._encode(input_ids[rows], attention_mask[rows])
+            self.cached.update({keys[row]: vector for row, vector in zip(missing, vectors, strict=True)})
+        return torch.stack([self.cached[key] for key in keys])
+
+    def _encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         if self.pooling == "cls":
             return states[:, 0]

@@ -3,7 +3,6 @@ held-out loss and perplexity, and generation for prediction."""
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,10 +19,10 @@ from omnitune_text.chat_encoding import IGNORE, ChatEncoder
 from omnitune_text.generation import exact_match, generate, stream, token_f1
 from omnitune_text.hf_export import save_pretrained
 from omnitune_text.lm_backbone import CausalLMBackbone
+from omnitune_text.lm_batches import batch_rows
 from omnitune_text.lm_datasets import ChatExample
 from omnitune_text.lm_options import CausalLMConfig, GenerationOptions
-
-log = logging.getLogger("omnitune")
+from omnitune_text.truncation import TruncationReport
 
 
 class LanguageModel(nn.Module):
@@ -34,8 +33,9 @@ class LanguageModel(nn.Module):
         self.backbone = backbone
         self.head = nn.Identity()
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.backbone(input_ids, attention_mask)
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None, keep: torch.Tensor | None = None) -> torch.Tensor:
+        return self.backbone(input_ids, attention_mask, position_ids, keep)
 
 
 class CausalLM(Task):
@@ -57,31 +57,31 @@ class CausalLM(Task):
         self.model = LanguageModel(backbone)
         self.metrics = ("perplexity", "truncated_fraction") + (
             ("exact_match", "token_f1") if config.eval_generation else ())
-        self.truncated_seen = 0
+        self.truncation = TruncationReport("causal-lm", f"were longer than task.max_length="
+                                           f"{config.max_length} tokens and were cut on the right")
 
     def collate(self, examples: list[ChatExample]) -> dict[str, Any]:
         encoded = [self.encoder.encode(example) for example in examples]
-        self._report_truncation(sum(e.truncated for e in encoded), len(encoded))
-        width = max(len(e.ids) for e in encoded)
-        ids = torch.full((len(encoded), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        labels = torch.full((len(encoded), width), IGNORE, dtype=torch.long)
-        mask = torch.zeros((len(encoded), width), dtype=torch.long)
-        for row, e in enumerate(encoded):
-            ids[row, :len(e.ids)], labels[row, :len(e.ids)] = torch.tensor(e.ids), torch.tensor(e.labels)
-            mask[row, :len(e.ids)] = 1
-        batch: dict[str, Any] = {"input_ids": ids, "attention_mask": mask, "labels": labels,
-                                 "truncated": torch.tensor([e.truncated for e in encoded])}
+        self.truncation.add(sum(e.truncated for e in encoded), len(encoded))
+        pack_to = self.config.max_length if self.config.packing else None
+        batch: dict[str, Any] = batch_rows(encoded, self.tokenizer.pad_token_id, pack_to)
+        batch["truncated"] = torch.tensor([e.truncated for e in encoded])
         if self.config.eval_generation:
             batch["prompts"] = [self.encoder.prompt_ids(e.messages[:-1]) for e in examples]
             batch["references"] = [e.reference for e in examples]
         return batch
 
     def num_items(self, batch: dict[str, Any]) -> int:
-        return int((batch["labels"][:, 1:] != IGNORE).sum())
+        return int((batch["labels"] != IGNORE).sum())
 
     def training_step(self, model: nn.Module, batch: dict[str, Any]) -> StepOutput:
-        logits = model(batch["input_ids"], batch["attention_mask"])
-        losses, counts = token_losses(logits, batch["labels"])
+        """Logits only where a label follows (the vocabulary projection of prompt and padding
+        positions is never computed), the loss summed per example."""
+        targets = batch["labels"][:, 1:] != IGNORE
+        logits = model(batch["input_ids"], batch.get("attention_mask"), batch.get("position_ids"),
+                       F.pad(targets, (0, 1)))
+        losses, counts = example_losses(logits, batch["labels"][:, 1:][targets],
+                                        batch["example"][:, 1:][targets], len(batch["truncated"]))
         return StepOutput(losses.sum() / counts.sum().clamp(min=1), {"loss_sum": losses, "tokens": counts})
 
     def evaluation_step(self, model: nn.Module, batch: dict[str, Any]) -> StepOutput:
@@ -121,23 +121,15 @@ class CausalLM(Task):
         return {"max_length": self.config.max_length, "tokenizer": type(self.tokenizer).__name__,
                 "chat_template": self.tokenizer.chat_template, "train_on_prompt": self.config.train_on_prompt}
 
-    def _report_truncation(self, cut: int, total: int) -> None:
-        """Warn when examples are cut, again each time the count doubles (never silent)."""
-        if not cut:
-            return
-        before, self.truncated_seen = self.truncated_seen, self.truncated_seen + cut
-        if before == 0 or int(math.log2(self.truncated_seen)) > int(math.log2(before)):
-            log.warning("causal-lm: %d example(s) so far were longer than task.max_length=%d tokens "
-                        "and were cut on the right (%d of the last %d)", self.truncated_seen,
-                        self.config.max_length, cut, total)
 
 
-def token_losses(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed next-token cross-entropy and counted label tokens, per sequence."""
-    targets = labels[:, 1:]
-    nll = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE,
-                          reduction="none").view_as(targets)
-    return nll.sum(dim=1), (targets != IGNORE).sum(dim=1)
+def example_losses(logits: torch.Tensor, targets: torch.Tensor, owners: torch.Tensor,
+                   examples: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed next-token cross-entropy and counted target tokens per example, from the logits
+    (kept, vocabulary) of the kept positions, their target ids and the examples they belong to."""
+    nll = F.cross_entropy(logits.float(), targets, reduction="none")
+    sums = torch.zeros(examples, dtype=nll.dtype, device=nll.device).index_add(0, owners, nll)
+    return sums, torch.bincount(owners, minlength=examples)
 
 
 def perplexity(outputs: dict[str, torch.Tensor]) -> float:

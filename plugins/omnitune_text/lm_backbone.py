@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import inspect
 import logging
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from transformers import (
 )
 
 from omnitune.assets import PackagedAsset, cache_dir, fetch_once, resolve
+from omnitune.errors import ConfigError
 from omnitune_text.lm_options import CausalLMBackboneConfig, SmolLM2Config
 
 log = logging.getLogger("omnitune")
@@ -42,6 +45,7 @@ class CausalLMBackbone(nn.Module):
             tokenizer.pad_token = tokenizer.eos_token
         self.num_features: int = lm.config.vocab_size
         self.num_layers: int = lm.config.num_hidden_layers + 1
+        self.slices_logits = "logits_to_keep" in inspect.signature(lm.forward).parameters
 
     @property
     def lora_target_modules(self) -> list[str]:
@@ -71,8 +75,15 @@ class CausalLMBackbone(nn.Module):
             return int(parts[parts.index("layers") + 1]) + 1
         return self.num_layers
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.lm(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Next-token logits (batch, length, vocabulary); with a boolean ``keep`` (batch, length)
+        only those positions' (kept, vocabulary), projected onto the vocabulary alone when the
+        model takes transformers' ``logits_to_keep`` (saves the largest activation of training)."""
+        sliced = keep is not None and self.slices_logits
+        logits = self.lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                         use_cache=False, **({"logits_to_keep": keep} if sliced else {})).logits
+        return logits[keep] if keep is not None and not sliced else logits
 
     def export(self, directory: Path) -> None:
         """Save the architecture config, generation config and tokenizer (not the weights)."""
@@ -90,8 +101,29 @@ def causal_lm_backbone(config: CausalLMBackboneConfig, export_dir: Path | None =
     source = str(local) if local.is_dir() else config.model
     options = {"revision": config.revision, "trust_remote_code": config.trust_remote_code,
                "local_files_only": local.is_dir()}
-    lm = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **options)
+    lm = load_causal_lm(source, config.quantize, **options)
     return CausalLMBackbone(lm, AutoTokenizer.from_pretrained(source, **options))
+
+
+def load_causal_lm(source: str | Path, quantize: str, **options: object) -> PreTrainedModel:
+    """The model in fp32, or for QLoRA (``quantize="4bit"``) with 4-bit NF4 base weights on the
+    current CUDA device, prepared by peft for training adapters over them."""
+    if quantize == "none":
+        return AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **options)
+    from peft import prepare_model_for_kbit_training
+    from transformers import BitsAndBytesConfig
+
+    if not torch.cuda.is_available():
+        raise ConfigError("backbone.quantize=4bit (QLoRA) needs a CUDA GPU: bitsandbytes' 4-bit layers "
+                          "do not train on this machine's CPU; set backbone.quantize=none")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ConfigError("backbone.quantize=4bit (QLoRA) needs bitsandbytes: pip install 'omnitune[qlora]'")
+    compute = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                      bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute)
+    lm = AutoModelForCausalLM.from_pretrained(source, quantization_config=quantization,
+                                              device_map={"": torch.cuda.current_device()}, **options)
+    return prepare_model_for_kbit_training(lm, use_gradient_checkpointing=False)
 
 
 def smollm2_135m(config: SmolLM2Config, export_dir: Path | None = None) -> CausalLMBackbone:
@@ -100,7 +132,7 @@ def smollm2_135m(config: SmolLM2Config, export_dir: Path | None = None) -> Causa
     if export_dir is not None:
         return from_export(export_dir, trust_remote_code=False)
     folder = smollm2_folder()
-    lm = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, local_files_only=True)
+    lm = load_causal_lm(folder, config.quantize, local_files_only=True)
     return CausalLMBackbone(lm, AutoTokenizer.from_pretrained(folder, local_files_only=True))
 
 

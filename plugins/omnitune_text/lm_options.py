@@ -10,13 +10,20 @@ from omnitune.options import Options
 from omnitune_text.plugin import SplitOptions
 
 
-class CausalLMBackboneConfig(Options):
+class QuantizedLoading(Options):
+    quantize: Literal["none", "4bit"] = Field(
+        "none", description="4bit: QLoRA, the base weights load as 4-bit NF4 through bitsandbytes "
+        "(CUDA only; train with train.strategy: lora)."
+    )
+
+
+class CausalLMBackboneConfig(QuantizedLoading):
     model: str = Field(min_length=1, description="Hugging Face hub id or local model folder.")
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit).")
     trust_remote_code: bool = Field(False, description="Run the model repo's own code. Off by default.")
 
 
-class SmolLM2Config(Options):
+class SmolLM2Config(QuantizedLoading):
     pass
 
 
@@ -30,6 +37,10 @@ class GenerationOptions(Options):
 class CausalLMConfig(GenerationOptions):
     max_length: int = Field(256, ge=8, le=32768, description="Tokens kept per example (cut on the right).")
     train_on_prompt: bool = Field(False, description="Loss on prompt tokens too, not only the responses.")
+    packing: bool = Field(
+        False, description="Pack consecutive short examples of a batch into rows of max_length tokens; "
+        "position ids restart per example and attention stays inside each example."
+    )
     system_prompt: str | None = Field(None, description="A system message put before every conversation.")
     eval_generation: bool = Field(
         False, description="At each evaluation also generate answers and score exact match and token F1."

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from omnitune import hookimpl
-from omnitune.options import Options, SplitFractions
+from omnitune.options import ClassificationOptions, Options, SplitFractions
 from omnitune.registry import RegisterCallback
 
 OMNITUNE_API_VERSION = 1
@@ -35,8 +35,23 @@ class MiniLMConfig(ShrinkOptions):
     pooling: Literal["cls", "mean"] = Field("mean", description="mean, as the model was trained.")
 
 
-class TextClassificationConfig(Options):
-    max_length: int = Field(128, ge=8, le=8192, description="Tokens kept per text.")
+class ChunkingOptions(Options):
+    stride: int | None = Field(
+        None, ge=0, description="Tokens each chunk shares with the one before it; null: max_length // 8."
+    )
+    max_chunks: int = Field(8, ge=1, le=1024, description="Chunks kept per text; the rest is cut "
+                            "(counted in truncated_fraction and in each prediction's 'truncated').")
+    pooling: Literal["mean", "max", "attention"] = Field(
+        "mean", description="How a text's chunk vectors become one: mean, max, or learned attention."
+    )
+
+
+class TextClassificationConfig(ClassificationOptions):
+    max_length: int = Field(128, ge=8, le=8192, description="Tokens per chunk (per text without chunking).")
+    chunking: ChunkingOptions | None = Field(
+        default_factory=ChunkingOptions, description="Texts longer than max_length are read as "
+        "overlapping chunks pooled per text, in training and prediction alike; null: cut at max_length."
+    )
     multi_label: bool = Field(False, description="Several labels per text (sigmoid + BCE).")
     threshold: float = Field(0.5, gt=0, lt=1, description="multi-label: probability for a label.")
 
@@ -63,6 +78,11 @@ class TextFileDatasetConfig(SplitOptions):
 
 class RottenTomatoesConfig(SplitOptions):
     pass
+
+
+class ConventionSpeechesConfig(SplitOptions):
+    validation_fraction: float = Field(0.2, ge=0, lt=1, description="Held out for validation.")
+    test_fraction: float = Field(0.3, ge=0, lt=1, description="Held out for testing.")
 
 
 @hookimpl
@@ -100,6 +120,9 @@ def register_datasets(register: RegisterCallback) -> None:
              description="CSV, TSV or JSONL with text and label columns.")
     register("rotten-tomatoes", "omnitune_text.datasets:rotten_tomatoes", config=RottenTomatoesConfig,
              description="13k Rotten Tomatoes snippets, fresh vs rotten, split by movie.")
+    register("convention-speeches", "omnitune_text.datasets:convention_speeches",
+             config=ConventionSpeechesConfig,
+             description="189 long 2012 US convention speeches, democrat vs republican, split by speaker.")
     register("chat-file", "omnitune_text.lm_datasets:chat_file", config=lm_options.ChatFileConfig,
              description="JSONL, CSV or Parquet: prompt/response pairs, chat messages, or plain text.")
     register("movielens-genres", "omnitune_text.lm_datasets:movielens_genres",

@@ -7,12 +7,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from timm.data import Mixup
 from torch import nn
 
-from omnitune.classification import BackboneHead, LabelSet, cross_entropy_step, softmax_evaluation
+from omnitune.classification import (
+    BackboneHead,
+    LabelSet,
+    TrainingLabels,
+    cross_entropy_step,
+    soft_cross_entropy,
+    softmax_evaluation,
+)
 from omnitune.errors import ConfigError, DataError
 from omnitune.task import StepOutput, Task
 from omnitune_vision.backbone import TimmBackbone
@@ -40,6 +46,9 @@ class ImageClassification(Task):
         self.settings = resolve_preprocessing(backbone.data_config, config)
         self.train_transform, self.eval_transform = build_transforms(self.settings)
         self.mixup = _mixup(config, len(self.labels))
+        training = TrainingLabels.of(data_info)
+        self.monitor, self.monitor_reason = training.monitor()
+        self.loss_weights = training.loss_weights(config.class_weights, self.label_set)
         self.model = BackboneHead(backbone, head(backbone.num_features, len(self.labels)))
 
     def collate(self, examples: list[ImageExample]) -> dict[str, torch.Tensor]:
@@ -64,13 +73,12 @@ class ImageClassification(Task):
             even = len(images) - len(images) % 2  # timm mixes images pairwise: an odd batch drops one
             images, soft_targets = self.mixup(images[:even], labels[:even])
             logits = model(images).float()
-            loss = torch.sum(-soft_targets * logits.log_softmax(-1), dim=-1).mean()
-            return StepOutput(loss, {"logits": logits})
-        return cross_entropy_step(model(images), labels, self.config.label_smoothing)
+            return StepOutput(soft_cross_entropy(logits, soft_targets, self.loss_weights), {"logits": logits})
+        return cross_entropy_step(model(images), labels, self.config.label_smoothing, self.loss_weights)
 
     def evaluation_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
-        logits = model(batch["images"]).float()
-        return softmax_evaluation(F.cross_entropy(logits, batch["labels"]), logits, batch["labels"])
+        out = cross_entropy_step(model(batch["images"]), batch["labels"], weight=self.loss_weights)
+        return softmax_evaluation(out.loss, out.outputs["logits"], batch["labels"])
 
     def predict_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
         return self.label_set.predictions(model(batch["images"]).float().softmax(dim=-1))

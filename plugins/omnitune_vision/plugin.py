@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from omnitune import hookimpl
-from omnitune.options import Options, SplitFractions
+from omnitune.options import ClassificationOptions, Options, SplitFractions
 from omnitune.registry import RegisterCallback
 
 OMNITUNE_API_VERSION = 1
@@ -39,7 +39,7 @@ class EfficientNetLite0Config(Options):
     drop_path_rate: float = Field(0.0, ge=0, lt=1, description="Stochastic depth.")
 
 
-class ImageClassificationConfig(Options):
+class ImageClassificationConfig(ClassificationOptions):
     image_size: int | None = Field(
         None, ge=16, le=1024, description="Square input size; default the backbone's (often 224)."
     )

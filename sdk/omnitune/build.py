@@ -48,7 +48,20 @@ def build_dataset(config: RunConfig, options: dict[Kind, BaseModel], registry: R
     if not splits.train:
         raise PluginError(f"dataset {config.dataset.name!r} has an empty training split")
     warn_small_splits(splits, config.dataset.name)
+    count_training_labels(splits)
     return splits
+
+
+def count_training_labels(splits: Splits) -> None:
+    """Record how often each label occurs in training (``train_label_counts``, ``train_size``) in
+    a classification dataset's info, for class weights and the default monitor."""
+    if "labels" not in splits.info or "train_label_counts" in splits.info:
+        return
+    from omnitune.classification import training_label_counts
+
+    counts = training_label_counts(splits.train, splits.info["labels"])
+    if counts is not None:
+        splits.info |= {"train_label_counts": counts, "train_size": len(splits.train)}
 
 
 def build_task(

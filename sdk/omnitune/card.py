@@ -10,10 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from torch import nn
 
-from omnitune.checkpoint import atomic_write_text
+from omnitune.checkpoint import WEIGHTS, atomic_write_text, savable_weights
 from omnitune.data import Splits
+from omnitune.errors import CheckpointError
 from omnitune.plugins import Plugins
+from omnitune.task import Task
 
 log = logging.getLogger("omnitune")
 Interval = tuple[float, float]
@@ -27,15 +30,22 @@ TRAIN_SETTINGS = ("epochs", "max_steps", "batch_size", "grad_accum", "lr", "head
 
 
 def write_model_card(artifact: Path, splits: Splits, plugins: Plugins, *, base_model: str | None = None,
-                     weights_license: str | None = None) -> Path:
-    """Reload ``artifact`` (which also proves it loads), compute bootstrap intervals of every
-    metric on the validation and test splits, and write ``artifact/README.md``."""
+                     weights_license: str | None = None, task: Task | None = None) -> Path:
+    """Compute bootstrap intervals of every metric on the validation and test splits, and write
+    ``artifact/README.md``. The model scored is ``task`` (the trained one, whose weights the
+    artifact holds: checked by name and shape, without a second copy of the model in memory),
+    else ``artifact`` reloaded (which also proves it loads)."""
     from omnitune.build import build_metrics
     from omnitune.outputs import bootstrap_intervals, collect_outputs
     from omnitune.predict import Predictor
 
-    predictor = Predictor.load(artifact, plugins=plugins)
-    metric_fns = build_metrics(predictor.task, plugins.registry)
+    if task is None:
+        predictor = Predictor.load(artifact, plugins=plugins)
+        task, device = predictor.task, predictor.runtime.device
+    else:
+        check_saved_weights(artifact / WEIGHTS, task.model)
+        device = next(task.model.parameters()).device
+    metric_fns = build_metrics(task, plugins.registry)
     config = _read(artifact, "config")
     batch_size = config["train"]["eval_batch_size"] or config["train"]["batch_size"]
     intervals = {}
@@ -43,7 +53,7 @@ def write_model_card(artifact: Path, splits: Splits, plugins: Plugins, *, base_m
         if not examples:
             continue
         try:
-            outputs = collect_outputs(predictor.task, examples, predictor.runtime.device, batch_size)
+            outputs = collect_outputs(task, examples, device, batch_size)
             intervals[prefix] = bootstrap_intervals(outputs, metric_fns, seed=config["train"]["seed"])
         except Exception as error:  # the trained artifact stands; its card just lacks intervals
             log.warning("model card: no confidence intervals on %s (%s: %s)", prefix,
@@ -55,6 +65,20 @@ def write_model_card(artifact: Path, splits: Splits, plugins: Plugins, *, base_m
                       sizes, _read(artifact, "data_info"), weights_license)
     atomic_write_text(artifact / "README.md", text)
     return artifact / "README.md"
+
+
+def check_saved_weights(path: Path, model: nn.Module) -> None:
+    """Raise unless the safetensors file at ``path`` holds ``model``'s weights' names and shapes."""
+    from safetensors import safe_open
+
+    expected = {name: list(t.shape) for name, t in savable_weights(model, model.state_dict()).items()}
+    with safe_open(str(path), framework="pt") as saved:
+        found = {name: saved.get_slice(name).get_shape() for name in saved.keys()}  # noqa: SIM118
+    differing = sorted(set(found) ^ set(expected) | {n for n in found.keys() & expected.keys()
+                                                     if found[n] != expected[n]})
+    if differing:
+        raise CheckpointError(f"{path} does not hold the trained model's weights: {len(differing)} "
+                              f"name(s) or shape(s) differ, e.g. {differing[:3]}")
 
 
 def _read(artifact: Path, name: str) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""What classification tasks share: the label set, backbone-then-head, and softmax decisions.
+"""What classification tasks share: the label set, backbone-then-head, chunk pooling, class
+weights, the imbalance-aware monitor, and softmax decisions.
 
 Tasks compose these pieces (as llm's default plugins share ``SharedOptions``) instead of
 inheriting from a classification base class. Training steps put their logits in
@@ -7,15 +8,21 @@ inheriting from a classification base class. Training steps put their logits in
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
-from omnitune.errors import DataError
+from omnitune.errors import ConfigError, DataError
+from omnitune.options import IMBALANCE_RATIO, ClassWeights
 from omnitune.task import StepOutput
+
+log = logging.getLogger("omnitune")
 
 
 class BackboneHead(nn.Module):
@@ -70,11 +77,173 @@ class LabelSet:
                  "probabilities": dict(zip(self.names, row.tolist(), strict=True))} for row in scores]
 
 
-def cross_entropy_step(logits: torch.Tensor, targets: torch.Tensor,
-                       label_smoothing: float = 0.0) -> StepOutput:
-    """The single-label training step's result: cross-entropy, with the logits kept in the outputs."""
+class ChunkedBackboneHead(nn.Module):
+    """The backbone over every chunk of a batch, the chunks pooled per document, then the head.
+
+    ``members`` is (documents, chunks) with 1 where a chunk belongs to a document; without it
+    every chunk is a document of its own. The loop trains ``backbone`` at ``train.lr`` and the
+    pooling (attention's scores) with the head at ``train.head_lr``. A batch of documents can
+    hold many more chunks than documents: then they go through the backbone in slices of as many
+    chunks as documents (at least ``MIN_CHUNKS_PER_PASS``), each recomputed in the backward pass
+    (activation checkpointing), so memory stays about that of a batch of short texts (32
+    documents of 8 chunks of 256 MiniLM tokens took over 10 GB in one pass). A batch with no more
+    chunks than documents takes one pass, as without chunking.
+    """
+
+    MIN_CHUNKS_PER_PASS = 8
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, pooling: str, features: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.pool = ChunkPooling(pooling, features)
+        self.head = head
+
+    def forward(self, *inputs: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
+        """``model(input_ids, attention_mask, members)``; ``members`` may come by position or name."""
+        if members is None and len(inputs) == 3:
+            *inputs, members = inputs
+        if members is None:  # one pass: Captum's layer hooks expect the whole batch at once
+            return self.head(self.backbone(*inputs))
+        per_pass = max(len(members), self.MIN_CHUNKS_PER_PASS)
+        return self.head(self.pool(self._encode(*inputs, per_pass=per_pass), members))
+
+    def _encode(self, *inputs: torch.Tensor, per_pass: int) -> torch.Tensor:
+        size, count = per_pass, len(inputs[0])
+        if count <= size or torch.jit.is_tracing() or torch.compiler.is_compiling():
+            return self.backbone(*inputs)  # exporters trace one pass
+        slices = [[tensor[start:start + size] for tensor in inputs] for start in range(0, count, size)]
+        if not (torch.is_grad_enabled() and self.training):
+            return torch.cat([self.backbone(*part) for part in slices])
+        return torch.cat([checkpoint(self.backbone, *part, use_reentrant=False) for part in slices])
+
+
+class ChunkPooling(nn.Module):
+    """One vector per document from its chunks' vectors: their mean, their element-wise max, or
+    attention (a learned score per chunk, softmax over the document's chunks). Dense matrix
+    operations only, so the graph exports to ONNX with any number of documents and chunks."""
+
+    def __init__(self, mode: str, features: int) -> None:
+        super().__init__()
+        if mode not in ("mean", "max", "attention"):
+            raise ConfigError(f"chunk pooling {mode!r}: expected mean, max or attention")
+        self.mode = mode
+        self.score = nn.Linear(features, 1) if mode == "attention" else None
+
+    def forward(self, vectors: torch.Tensor, members: torch.Tensor) -> torch.Tensor:
+        """``vectors`` (chunks, features) and ``members`` (documents, chunks) -> (documents, features)."""
+        outside = members.unsqueeze(-1) == 0 if self.mode == "max" else members == 0
+        lowest = torch.finfo(vectors.dtype).min
+        if self.mode == "max":
+            return vectors.unsqueeze(0).masked_fill(outside, lowest).amax(dim=1)
+        if self.mode == "attention":
+            weights = self.score(vectors).squeeze(-1).unsqueeze(0).masked_fill(outside, lowest).softmax(-1)
+        else:
+            share = members.to(vectors.dtype)
+            weights = share / share.sum(dim=-1, keepdim=True).clamp(min=1)
+        return weights.to(vectors.dtype) @ vectors
+
+
+def chunk_members(owners: torch.Tensor, documents: int) -> torch.Tensor:
+    """(documents, chunks) membership from each chunk's document index."""
+    return (owners.unsqueeze(0) == torch.arange(documents).unsqueeze(1)).long()
+
+
+@dataclass(frozen=True)
+class TrainingLabels:
+    """How often each label occurs in the training split (``data_info["train_label_counts"]``,
+    filled by ``omnitune.build``) and the split's size: what class weights and the default
+    monitor are computed from."""
+
+    counts: dict[str, int] | None
+    size: int | None
+
+    @classmethod
+    def of(cls, data_info: dict[str, Any]) -> TrainingLabels:
+        return cls(data_info.get("train_label_counts"), data_info.get("train_size"))
+
+    @property
+    def imbalance(self) -> float | None:
+        """Largest class count over the smallest (inf when a class has no example)."""
+        if not self.counts:
+            return None
+        smallest = min(self.counts.values())
+        return max(self.counts.values()) / smallest if smallest else float("inf")
+
+    def monitor(self) -> tuple[str, str]:
+        """The default monitored metric and why: macro-F1 when imbalanced, else accuracy."""
+        ratio = self.imbalance
+        if ratio is None:
+            return "accuracy", "training label counts unknown"
+        counts = ", ".join(f"{label} {count}" for label, count in self.counts.items())
+        if ratio > IMBALANCE_RATIO:
+            return "macro_f1", (f"the largest training class has {ratio:.2f}x the examples of the "
+                                f"smallest (> {IMBALANCE_RATIO}: {counts})")
+        return "accuracy", f"training classes within {IMBALANCE_RATIO}x of each other ({counts})"
+
+    def loss_weights(self, setting: ClassWeights, label_set: LabelSet,
+                     multi_label: bool = False) -> torch.Tensor | None:
+        """Per-class weights of the loss (multi-label: ``pos_weight`` per label), or None."""
+        if setting is None:
+            return None
+        if isinstance(setting, dict):
+            unknown = sorted(set(setting) - set(label_set.names))
+            if unknown:
+                raise ConfigError(f"task.class_weights: labels {unknown} are not in the dataset; "
+                                  f"expected some of {label_set.names}")
+            return torch.tensor([float(setting.get(name, 1.0)) for name in label_set.names])
+        if not self.counts or not self.size:
+            log.warning("task.class_weights: balanced needs the training split's label counts, which "
+                        "this dataset (or artifact) does not record; the loss is not weighted")
+            return None
+        counts = torch.tensor([float(self.counts.get(name, 0)) for name in label_set.names]).clamp(min=1)
+        if multi_label:  # negatives per positive, as BCE's pos_weight expects
+            return (self.size - counts).clamp(min=1) / counts
+        return self.size / (len(counts) * counts)
+
+
+def training_label_counts(examples: Sequence[Any], labels: Sequence[str]) -> dict[str, int] | None:
+    """How many training examples carry each label (each label of a multi-label row counts once);
+    None when the examples hold no ``label`` (or ``target``) field to read."""
+    records = getattr(examples, "records", examples)  # an image split decodes pictures when indexed
+    counts = dict.fromkeys(labels, 0)
+    for record in records:
+        label = getattr(record, "label", getattr(record, "target", None))
+        if label is None:
+            return None
+        for name in (label,) if isinstance(label, str) else label:
+            if name in counts:
+                counts[name] += 1
+    return counts
+
+
+def cross_entropy_step(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0,
+                       weight: torch.Tensor | None = None) -> StepOutput:
+    """The single-label training step's result: cross-entropy (weighted per class when ``weight``
+    is given: PyTorch's weighted mean), with the logits kept in the outputs."""
     logits = logits.float()
-    return StepOutput(F.cross_entropy(logits, targets, label_smoothing=label_smoothing), {"logits": logits})
+    weight = weight.to(logits.device) if weight is not None else None
+    loss = F.cross_entropy(logits, targets, weight=weight, label_smoothing=label_smoothing)
+    return StepOutput(loss, {"logits": logits})
+
+
+def soft_cross_entropy(logits: torch.Tensor, soft_targets: torch.Tensor,
+                       weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy against soft targets (mixup), each example weighed by its targets' class
+    weights; equal to the weighted ``cross_entropy_step`` for one-hot targets."""
+    losses = torch.sum(-soft_targets * logits.float().log_softmax(-1), dim=-1)
+    if weight is None:
+        return losses.mean()
+    example_weights = soft_targets @ weight.to(logits.device)
+    return (losses * example_weights).sum() / example_weights.sum()
+
+
+def binary_cross_entropy_step(logits: torch.Tensor, targets: torch.Tensor,
+                              pos_weight: torch.Tensor | None = None) -> StepOutput:
+    """The multi-label training step's result: BCE per label, positives weighed by ``pos_weight``."""
+    logits = logits.float()
+    pos_weight = pos_weight.to(logits.device) if pos_weight is not None else None
+    loss = F.binary_cross_entropy_with_logits(logits, targets, pos_weight=pos_weight)
+    return StepOutput(loss, {"logits": logits})
 
 
 def softmax_evaluation(loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> StepOutput:

@@ -96,8 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     explain = commands.add_parser("explain", help="which parts of an input made the prediction "
                                                   "(Integrated Gradients through Captum)")
     explain.add_argument("artifact", help="artifact folder written by train")
-    explain.add_argument("inputs", nargs="+", help="raw inputs: texts or image paths")
-    explain.add_argument("--target", help="label to explain (default: the predicted one)")
+    explain.add_argument("inputs", nargs="+", help="raw inputs: texts, image or audio paths, user ids")
+    explain.add_argument("--target", help="label, or recommended item id, to explain (default: the "
+                                          "predicted one)")
     explain.add_argument("--steps", type=int, default=64, help="integration steps")
     explain.add_argument("--output-dir", default=".", help="where explanation.html or the PNGs go")
     explain.add_argument("--json", action="store_true", help="print one JSON object per input")
@@ -201,6 +202,8 @@ def _add_tune(commands: Any) -> None:
                       "another process or machine")
     tune.add_argument("--pruner", default="median", choices=["median", "hyperband", "none"])
     tune.add_argument("--startup-trials", type=int, default=3, help="trials before the median pruner prunes")
+    tune.add_argument("--prune-after", type=int, default=0, metavar="STEPS",
+                      help="no trial is pruned before this step (early evaluations say little)")
     tune.add_argument("--seed", type=int, help="seed of the TPE sampler (give each process its own)")
     tune.add_argument("--output-dir", help="trials, results and plots "
                       "(default: the config's output_dir + '-tune')")
@@ -328,6 +331,13 @@ def _train(args: argparse.Namespace) -> int:
         for kind, options in resolved.items():  # with every component default filled in
             shown[kind] = {"name": shown[kind]["name"], **options.model_dump(mode="json")}
         print(json.dumps(shown, indent=2))
+        if run.train.monitor is None and run.train.select_by == "validation":
+            from omnitune.options import IMBALANCE_RATIO
+
+            print("train.monitor: the task's default; classification tasks decide it from the training "
+                  f"split when the run starts: macro_f1 if its largest class has over {IMBALANCE_RATIO}x "
+                  "the examples of its smallest, else accuracy (the choice and its reason are logged)",
+                  file=sys.stderr)
         return 0
     result = finetune(run, resume=args.resume, plugins=plugins)
     if not result.is_main:  # under torchrun, rank 0 alone reports
@@ -348,7 +358,8 @@ def _tune(args: argparse.Namespace) -> int:
 
     tune(args.config, args.space, trials=args.trials, timeout=args.timeout, metric=args.metric,
          direction=args.direction, storage=args.storage, study=args.study, resume=args.resume,
-         pruner=args.pruner, startup_trials=args.startup_trials, seed=args.seed,
+         pruner=args.pruner, startup_trials=args.startup_trials,
+         prune_after=args.prune_after, seed=args.seed,
          output_dir=args.output_dir, keep_all=args.keep_all, overrides=args.overrides)
     return 0
 
@@ -370,7 +381,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from omnitune.explain import explain, heatmap_png, html_text, terminal_text
+    from omnitune.explain import explain, heatmap_png, html_text
+    from omnitune.explain_audio import spectrogram_png
     from omnitune.predict import Predictor
 
     explanations = explain(Predictor.load(args.artifact), args.inputs, target=args.target, steps=args.steps)
@@ -380,15 +392,31 @@ def _explain(args: argparse.Namespace) -> int:
         written = None
         if e.pixels is not None:
             written = heatmap_png(e, output / f"explanation-{index}.png")
+        if e.features is not None:
+            written = spectrogram_png(e, output / f"explanation-{index}.png")
         if args.json:
             print(json.dumps({"input": str(e.input), "label": e.label, "score": e.score,
                               "baseline_score": e.baseline_score, "delta": e.delta, "tokens": e.tokens,
-                              "attributions": e.attributions.tolist(), "heatmap": str(written or "")}))
+                              "items": e.items, "attributions": e.attributions.tolist(),
+                              "heatmap": str(written or "")}))
         else:
-            print(f"{e.label}\t{terminal_text(e) if e.tokens else written}")
+            print(f"{e.label}\t{_shown(e, written)}")
     if explanations and explanations[0].tokens is not None:
         (output / "explanation.html").write_text(html_text(explanations), encoding="utf-8")
     return 0
+
+
+def _shown(explanation: Any, written: Path | None) -> str:
+    """The terminal line of one explanation: coloured tokens, history items by attribution, or the PNG."""
+    from omnitune.explain import terminal_text
+
+    if explanation.tokens:
+        return terminal_text(explanation)
+    if explanation.items:
+        ranked = sorted(zip(explanation.items, explanation.attributions.tolist(), strict=True),
+                        key=lambda pair: -abs(pair[1]))
+        return "  ".join(f"{item} {value:+.4f}" for item, value in ranked)
+    return str(written)
 
 
 def _compress(args: argparse.Namespace) -> int:

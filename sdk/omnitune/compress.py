@@ -5,6 +5,7 @@ ordinary artifact: Predictor, eval, export and serving see no difference."""
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,13 @@ def compress(
     distill: bool = False,
     overrides: list[str] | tuple[str, ...] = (),
     plugins: Plugins | None = None,
+    callbacks: Sequence[object] = (),
 ) -> Path:
     """Write a student made from ``teacher``'s own weights (``layers`` kept, ``prune_heads``
     removed) to ``output_dir/artifact``. With ``fine_tune`` (or ``distill``, which also learns
     from the teacher), the student is first saved to ``output_dir/initial`` and trained from
-    there with the teacher's run settings plus ``overrides`` (``train.epochs=1``)."""
+    there with the teacher's run settings plus ``overrides`` (``train.epochs=1``); ``callbacks``
+    observe that training (loop-event plugin objects, as in ``finetune``)."""
     from omnitune.api import finetune, save_run_artifact
     from omnitune.checkpoint import savable_weights
     from omnitune.predict import Predictor
@@ -51,7 +54,7 @@ def compress(
         return initial
     trained = student.model_copy(update={"train": student.train.model_copy(
         update={"init_from": str(initial)})})
-    return finetune(trained, plugins=plugins).artifact
+    return finetune(trained, plugins=plugins, callbacks=callbacks).artifact
 
 
 def student_config(teacher: RunConfig, changes: dict[str, Any], output_dir: Path,

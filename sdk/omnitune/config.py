@@ -104,6 +104,10 @@ class TrainConfig(BaseModel):
     )
     lora: LoraSettings = Field(default_factory=LoraSettings, description="Used by strategy: lora.")
     unfreeze_epoch: int = Field(1, ge=1, description="freeze-then-unfreeze: epoch to unfreeze at.")
+    cache_backbone_outputs: bool = Field(
+        False, description="While the backbone is frozen, compute its output for each distinct input "
+        "once and reuse it every epoch (backbones with cache_outputs: text). No use with augmentation."
+    )
     layer_decay: float | None = Field(
         None, gt=0, le=1, description="Layer-wise LR decay: layer k of n trains at lr * decay**(n-k)."
     )
@@ -112,8 +116,15 @@ class TrainConfig(BaseModel):
         None, ge=1, description="Checkpoint every N steps; null: at each evaluation."
     )
     keep_checkpoints: int = Field(2, ge=1, description="Checkpoints kept on disk.")
-    monitor: str | None = Field(None, description="Validation metric for best/early stop.")
+    monitor: str | None = Field(
+        None, description="Validation metric for best/early stop; default: the task's (classification: "
+        "macro_f1 when the largest training class has over 1.5x the examples of the smallest, else accuracy)."
+    )
     monitor_mode: Literal["max", "min"] | None = Field(None, description="Default: the task's.")
+    select_by: Literal["validation", "train_loss", "last"] = Field(
+        "validation", description="Which weights the run keeps: the best train.monitor on validation, "
+        "the lowest mean training loss between evaluations, or the last (a fixed number of epochs)."
+    )
     early_stopping_patience: int | None = Field(
         None, ge=1, description="Stop after this many evaluations without improvement."
     )

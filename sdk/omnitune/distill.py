@@ -20,23 +20,30 @@ from omnitune.task import StepOutput, Task
 
 TEACHER_INPUTS = "teacher_inputs"
 TEACHER_LOGITS = "teacher_logits"
+LOGITS_MASK = "logits_mask"  # a sequence task's real (unpadded) positions, beside its logits
 COMPARED_INFO = ("labels", "vocabulary")
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
-                      task_loss: torch.Tensor, *, temperature: float, alpha: float) -> torch.Tensor:
+                      task_loss: torch.Tensor, *, temperature: float, alpha: float,
+                      mask: torch.Tensor | None = None) -> torch.Tensor:
     """``alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T)) + (1 - alpha) * task_loss``."""
-    kl = softened_kl(student_logits, teacher_logits, temperature)
+    kl = softened_kl(student_logits, teacher_logits, temperature, mask)
     return alpha * temperature**2 * kl + (1 - alpha) * task_loss
 
 
 def softened_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
-                temperature: float) -> torch.Tensor:
+                temperature: float, mask: torch.Tensor | None = None) -> torch.Tensor:
     """``KL(softmax(teacher / T) || softmax(student / T))`` averaged over items (every position
-    of a sequence is an item); the logits' last dimension holds the classes."""
+    of a sequence is an item, a CTC model's every frame); the logits' last dimension holds the
+    classes. With ``mask`` (the logits' shape less that dimension, True at real positions)
+    padded positions are left out of both the sum and the count."""
     classes = student_logits.shape[-1]
     student = F.log_softmax(student_logits.float().reshape(-1, classes) / temperature, dim=-1)
     teacher = F.log_softmax(teacher_logits.float().reshape(-1, classes) / temperature, dim=-1)
+    if mask is not None:
+        real = mask.reshape(-1).to(student.device)
+        student, teacher = student[real], teacher[real]
     return F.kl_div(student, teacher, reduction="batchmean", log_target=True)
 
 
@@ -68,7 +75,8 @@ class Teacher:
 
 class Distiller:
     """The loop's side of distillation: batches carry the teacher's logits (cached) or inputs,
-    and extra loss terms (the ``loss_terms`` hook) make the task's loss the distillation loss."""
+    and extra loss terms (the ``loss_terms`` hook) make the task's loss the distillation loss.
+    A task with logits per position (CTC frames) marks the real ones in ``outputs["logits_mask"]``."""
 
     def __init__(self, settings: DistillSettings, teacher: Teacher, student: Task) -> None:
         self.settings, self.teacher, self.student = settings, teacher, student
@@ -119,9 +127,11 @@ class Distiller:
         if student_logits.shape != teacher_logits.shape:
             raise ConfigError(f"train.distill: the student's logits have shape "
                               f"{tuple(student_logits.shape)}, the teacher's ({self.teacher.folder}) "
-                              f"{tuple(teacher_logits.shape)}; both must score the same classes")
+                              f"{tuple(teacher_logits.shape)}; both must score the same classes "
+                              "(over the same positions: CTC frames, tokens)")
         alpha = self.settings.alpha
-        kl = softened_kl(student_logits, teacher_logits, self.settings.temperature)
+        kl = softened_kl(student_logits, teacher_logits, self.settings.temperature,
+                         output.outputs.get(LOGITS_MASK))
         return {"distillation": alpha * self.settings.temperature**2 * kl,
                 "task_share": -alpha * output.loss}
 

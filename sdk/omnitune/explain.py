@@ -1,5 +1,7 @@
-"""Why a model predicted what it did: Integrated Gradients (Captum) over token embeddings for text
-and over pixels for images; shown as coloured tokens (terminal, HTML) or a heat-map PNG."""
+"""Why a model predicted what it did: Integrated Gradients (Captum) over token embeddings for text,
+over pixels for images and over log-mel frames and bands for audio (explain_audio); shown as
+coloured tokens (terminal, HTML) or a heat-map PNG. A task may explain its own inputs with an
+``explain_input(raw, target, steps)`` method (recommendation: which history items mattered)."""
 
 from __future__ import annotations
 
@@ -16,9 +18,10 @@ from omnitune.predict import Predictor
 
 @dataclass
 class Explanation:
-    """Attributions of one input towards one class. ``attributions`` has one value per token
-    (text) or per pixel (images, summed over channels); they add up to
-    ``score - baseline_score`` (the logit of ``label``) up to ``delta``."""
+    """Attributions of one input towards one class (or recommended item). ``attributions`` has
+    one value per token (text), per pixel (images, summed over channels), per (band, frame) of
+    the front end's features (audio) or per history item (recommendation, ``items``); they add
+    up to ``score - baseline_score`` (the logit of ``label``) up to ``delta``."""
 
     input: Any
     label: str
@@ -28,29 +31,40 @@ class Explanation:
     delta: float
     tokens: list[str] | None = None
     pixels: torch.Tensor | None = None
+    features: torch.Tensor | None = None
+    items: list[str] | None = None
 
 
 def explain(predictor: Predictor, inputs: list[Any], *, target: str | None = None,
             steps: int = 64) -> list[Explanation]:
     """Integrated Gradients of the predicted class (or ``target``) for each raw input."""
     labels = list(getattr(predictor.task, "labels", []) or [])
-    if target is not None and target not in labels:
+    if target is not None and target not in labels and not hasattr(predictor.task, "explain_input"):
         raise ConfigError(f"--target: {target!r} is not a label of this model; expected one of {labels}")
     return [_explain_one(predictor, raw, labels, target, steps) for raw in inputs]
 
 
 def _explain_one(predictor: Predictor, raw: Any, labels: list[str], target: str | None,
                  steps: int) -> Explanation:
-    batch = predictor.runtime.to_device(predictor.task.encode_inputs([raw]))
+    if hasattr(predictor.task, "explain_input"):
+        return predictor.task.explain_input(raw, target, steps)
+    batch = predictor.task.model_inputs(predictor.runtime.to_device(predictor.task.encode_inputs([raw])))
     model = predictor.task.model.eval()
     with torch.no_grad():
-        logits = model(*batch.values()).float()  # encode_inputs orders them as forward takes them
+        logits = model(*batch.values())  # encode_inputs orders them as forward takes them
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or not labels:
+        raise ConfigError(f"explain needs a classifier (one score per label) or a recommender; task "
+                          f"{predictor.config.task.name!r} gives other outputs")
     index = labels.index(target) if target is not None else int(logits.argmax(-1)[0])
     if "input_ids" in batch:
         return _explain_tokens(predictor, model, batch, raw, labels[index], index, steps)
     if "images" in batch:
         return _explain_pixels(model, batch, raw, labels[index], index, steps)
-    raise ConfigError(f"explain supports text and image classification; task "
+    if "waveforms" in batch:
+        from omnitune.explain_audio import explain_frames
+
+        return explain_frames(model, batch, raw, labels[index], index, steps)
+    raise ConfigError(f"explain supports text, image and audio classification and recommendation; task "
                       f"{predictor.config.task.name!r} gives inputs {sorted(batch)}")
 
 

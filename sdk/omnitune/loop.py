@@ -30,6 +30,7 @@ from omnitune.metrics import Metric
 from omnitune.plugins import Plugins
 from omnitune.progress import ProgressLogger
 from omnitune.runtime import Runtime, data_generator, epoch_order, rng_state, seed_everything, set_rng_state
+from omnitune.selection import small_validation_warning
 from omnitune.task import StepOutput, Task
 
 log = logging.getLogger("omnitune")
@@ -49,6 +50,8 @@ class LoopState:
     evaluated_step: int | None = None
     evals_without_improvement: int = 0
     skipped_steps: int = 0
+    interval_loss: float = 0.0  # summed training loss (x items) since the last evaluation
+    interval_items: int = 0
     should_stop: bool = False
     output_dir: str = ""
 
@@ -181,6 +184,8 @@ class _Fit:
     def run(self, resume: bool) -> FitResult:
         # setup: resume from the latest checkpoint, or seed a fresh start
         self._restore_or_seed(resume)
+        if self.runtime.is_main:
+            self._announce_selection()
         self.events.emit("on_fit_start", state=self.state)
         self.started = time.perf_counter()
         # train: epoch after epoch until the step budget or a stop
@@ -199,18 +204,25 @@ class _Fit:
     def _train_epoch(self) -> None:
         """Optimizer steps over the rest of this epoch; evaluate at its end unless ``eval_every``."""
         self._set_frozen(self.state.epoch < self._unfreeze_epoch)
+        whole_epoch, applied = self.state.batches_in_epoch == 0, 0
         for window in _windows(self._epoch_batches(), self.train.grad_accum):
             result = self._optimizer_step(window)
             self.samples += result.items
             self.state.batches_in_epoch += len(window)
             if not result.applied:
                 continue
+            applied += 1
+            self.state.interval_loss += result.loss * result.items
+            self.state.interval_items += result.items
             self.state.step += 1
             self.events.emit("on_step_end", state=self.state, logs=self._step_logs(result))
             self._after_step()
             if self._done():
                 break
         if self.state.batches_in_epoch >= self.batches_per_epoch:
+            if whole_epoch and not applied:  # every later epoch would skip every step too
+                raise TrainingError(f"epoch {self.state.epoch} applied no optimizer step (every window was "
+                                    "empty or its loss not finite); check the data and the task's settings")
             self.state.epoch += 1
             self.state.batches_in_epoch = 0
             if self.train.eval_every is None:
@@ -224,6 +236,10 @@ class _Fit:
             self.backbone.eval()
         sizes = [self.task.num_items(batch) for batch in window]
         total = self.runtime.sum(float(sum(sizes)))
+        if total == 0:  # nothing to average over (every answer token cut at max_length, say)
+            log.warning("skipped step %d: its %d micro-batch(es) hold no items the loss counts "
+                        "(task.num_items is 0 on every process)", self.state.step + 1, len(window))
+            return StepResult(0.0, 0, applied=False)
         losses = []
         for index, (batch, size) in enumerate(zip(window, sizes, strict=True)):
             with self.runtime.accumulating(self.train_model, sync=index == len(window) - 1):
@@ -308,8 +324,13 @@ class _Fit:
         self.scheduler.load_state_dict(training_state["scheduler"])
         self.scaler.load_state_dict(training_state["scaler"])
         set_rng_state(training_state["rng"][self.runtime.rank])
+        configured_total = self.state.total_steps
         self.state = LoopState(**json.loads(training_state["loop"]))
         self.state.output_dir = str(self.output_dir)  # the run folder may have moved since
+        if self.state.total_steps != configured_total:  # --set train.max_steps / epochs changed
+            log.warning("resuming with %d total steps instead of the checkpoint's %d; the LR "
+                        "schedule follows the new total", configured_total, self.state.total_steps)
+            self.state.total_steps = configured_total
         if self.runtime.is_main:
             log.info("resumed from %s (step %d of %d)", latest, self.state.step, self.state.total_steps)
 
@@ -331,13 +352,16 @@ class _Fit:
                 "freeze-then-unfreeze": self.train.unfreeze_epoch}[self.train.strategy]
 
     def _set_frozen(self, frozen: bool) -> None:
-        """Freeze or unfreeze the backbone: only ``requires_grad`` changes."""
+        """Freeze or unfreeze the backbone: only ``requires_grad`` changes (and, with
+        ``cache_backbone_outputs``, whether the frozen backbone reuses its outputs)."""
         if frozen == self.frozen:
             return
         self.frozen = frozen
         if self.backbone is not None and self.train.strategy != "lora":
             for parameter in self.backbone.parameters():
                 parameter.requires_grad_(not frozen and id(parameter) not in self.fixed)
+        if self.train.cache_backbone_outputs:
+            self.backbone.cache_outputs(frozen)
 
     @contextlib.contextmanager
     def _stop_on_signals(self) -> Iterator[None]:
@@ -371,10 +395,23 @@ class _Fit:
         log.warning("skipped a step with a %s loss %s (%d skipped so far)", loss, where,
                     self.state.skipped_steps)
 
+    def _announce_selection(self) -> None:
+        """Log which weights the run will keep and why; warn when validation is too small to tell."""
+        if self.train.select_by != "validation":
+            log.info("keeping the %s weights (train.select_by=%s)", "last" if self.train.select_by ==
+                     "last" else "lowest-training-loss", self.train.select_by)
+            return
+        why = ("train.monitor" if self.train.monitor else
+               getattr(self.task, "monitor_reason", "the task's default"))
+        log.info("monitoring %s (%s) on validation: %s", self.monitor, self.mode, why)
+        if self.splits.validation and (warning := small_validation_warning(len(self.splits.validation),
+                                                                           self.monitor)):
+            log.warning(warning)
+
     def _evaluate_and_checkpoint(self) -> None:
         self.state.evaluated_step = self.state.step
-        if self.splits.validation:
-            metrics = self._evaluate(self.splits.validation, "eval")
+        metrics = self._evaluate(self.splits.validation, "eval") if self.splits.validation else {}
+        if metrics or self.train.select_by != "validation":
             self._track_best(metrics)
         self._save_checkpoint()
 
@@ -386,12 +423,22 @@ class _Fit:
         self.events.emit("on_evaluate_end", state=self.state, split=prefix, metrics=metrics)
         return metrics
 
+    def _selection(self, metrics: dict[str, float]) -> tuple[float, str, dict[str, float]]:
+        """The number ``train.select_by`` compares, its direction, and the metrics to keep with it."""
+        if self.train.select_by == "validation":
+            return metrics[f"eval_{self.monitor}"], self.mode, metrics
+        if self.train.select_by == "last":
+            return float(self.state.step), "max", metrics
+        loss = self.state.interval_loss / max(self.state.interval_items, 1)
+        self.state.interval_loss, self.state.interval_items = 0.0, 0
+        return loss, "min", metrics | {"selected_train_loss": loss}
+
     def _track_best(self, metrics: dict[str, float]) -> None:
-        value, best = metrics[f"eval_{self.monitor}"], self.state.best_metric
-        improved = best is None or (value > best if self.mode == "max" else value < best)
+        (value, mode, kept), best = self._selection(metrics), self.state.best_metric
+        improved = best is None or (value > best if mode == "max" else value < best)
         if improved:
             self.state.best_metric, self.state.best_step = value, self.state.step
-            self.state.best_metrics = metrics
+            self.state.best_metrics = kept
             self.state.evals_without_improvement = 0
             weights = self.runtime.full_weights(self.model)
             if self.runtime.is_main:
@@ -438,10 +485,12 @@ class _Fit:
                         "train_samples_per_s": self.runtime.sum(self.samples) / seconds}
         if self.state.skipped_steps:
             metrics["skipped_steps"] = self.state.skipped_steps
-        if self.splits.validation:
+        if self.state.best_step is not None:
             metrics |= self.state.best_metrics | {"best_step": self.state.best_step}
         if self.splits.test:
             metrics |= self._evaluate(self.splits.test, "test")
+        if self.train.cache_backbone_outputs:
+            self.backbone.cache_outputs(False)
         self.events.emit("on_fit_end", state=self.state, metrics=metrics)
         return metrics
 
@@ -499,6 +548,14 @@ def _check_settings(train: TrainConfig, task: Task, monitor: str, metric_fns: di
                           f"expected 'loss' or one of {sorted(metric_fns)}")
     if train.strategy != "full" and getattr(task.model, "backbone", None) is None:
         raise ConfigError(f"train.strategy {train.strategy!r} needs a model with a 'backbone'")
+    if train.cache_backbone_outputs:
+        if train.strategy not in ("freeze-backbone", "freeze-then-unfreeze"):
+            raise ConfigError("train.cache_backbone_outputs needs a frozen backbone: train.strategy "
+                              f"freeze-backbone or freeze-then-unfreeze, not {train.strategy!r}")
+        backbone = task.model.backbone
+        if not hasattr(backbone, "cache_outputs"):
+            raise ConfigError(f"train.cache_backbone_outputs: backbone {type(backbone).__name__} "
+                              "cannot reuse its outputs (it has no cache_outputs method)")
 
 
 def _default_mode(monitor: str, task: Task) -> str:

@@ -1,6 +1,7 @@
 """The run report: ``omnitune report RUN_DIR`` draws the run's curves and, for classification, the
-confusion matrix, per-class scores and the most confidently wrong test examples, as PNG files
-(matplotlib) and one self-contained ``report.html`` that embeds them."""
+confusion matrix, per-class scores and the most confidently wrong test examples (speech
+recognition and recommendation: see report_tasks), as PNG files (matplotlib) and one
+self-contained ``report.html`` that embeds them."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def write_report(run_dir: str | Path, *, split: str = "test", output_dir: str | 
     output = Path(output_dir) if output_dir else run_dir / "report"
     output.mkdir(parents=True, exist_ok=True)
     records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line]
-    sections = [_summary(run_dir, records), _figures_html("Training", training_figures(records, output))]
+    sections = [_summary(run_dir, records), figures_html("Training", training_figures(records, output))]
     if (run_dir / "artifact").is_dir():
         sections.append(_evaluation_section(run_dir / "artifact", split, output, plugins, wrong_examples))
     page = output / "report.html"
@@ -68,7 +69,7 @@ def training_figures(records: list[dict[str, Any]], output: Path) -> list[Figure
 
 
 def _line_plot(path: Path, title: str, series: dict[str, list[tuple[float, float]]]) -> Figure:
-    figure, axes = _figure()
+    figure, axes = figure_axes()
     for label, points in series.items():
         if points:
             xs, ys = zip(*points, strict=True)
@@ -78,15 +79,20 @@ def _line_plot(path: Path, title: str, series: dict[str, list[tuple[float, float
     axes.grid(alpha=0.3)
     if len([s for s in series.values() if s]) > 1:
         axes.legend()
-    figure.savefig(path, dpi=100, bbox_inches="tight")
-    return Figure(title, path)
+    return save_figure(figure, path, title)
 
 
-def _figure(size: tuple[float, float] = (6, 3.6)) -> tuple[Any, Any]:
+def figure_axes(size: tuple[float, float] = (6, 3.6)) -> tuple[Any, Any]:
     from matplotlib.figure import Figure as MatplotlibFigure  # no pyplot: no global state
 
     figure = MatplotlibFigure(figsize=size)
     return figure, figure.add_subplot()
+
+
+def save_figure(figure: Any, path: Path, title: str) -> Figure:
+    """Write a matplotlib figure as the PNG ``path``."""
+    figure.savefig(path, dpi=100, bbox_inches="tight")
+    return Figure(title, path)
 
 
 # -- evaluation on a split ------------------------------------------------------------------
@@ -102,15 +108,22 @@ def _evaluation_section(artifact: Path, split: str, output: Path, plugins: Plugi
     examples = dataset_split(predictor, split)
     outputs = collect_outputs(predictor.task, examples, predictor.runtime.device)
     labels = json.loads((artifact / "data_info.json").read_text(encoding="utf-8")).get("labels")
-    if not is_single_label_classification(outputs) or not labels:
-        return (f"<h2>Evaluation on {split}</h2><p>This task's outputs are not single-label "
-                "classes; the report shows its curves only.</p>")
-    matrix = confusion_matrix(outputs["targets"], outputs["predictions"], len(labels))
-    figure = _confusion_plot(output / "confusion_matrix.png", matrix, labels)
-    wrong = most_confidently_wrong(outputs, wrong_examples)
-    return (f"<h2>Evaluation on {split} ({len(examples):,} examples)</h2>"
-            + _figures_html("", [figure]) + _class_table(matrix, labels)
-            + _wrong_table(wrong, examples, labels, outputs, output))
+    heading = f"<h2>Evaluation on {split} ({len(examples):,} examples)</h2>"
+    if is_single_label_classification(outputs) and labels:
+        matrix = confusion_matrix(outputs["targets"], outputs["predictions"], len(labels))
+        figure = _confusion_plot(output / "confusion_matrix.png", matrix, labels)
+        wrong = most_confidently_wrong(outputs, wrong_examples)
+        return (heading + figures_html("", [figure]) + _class_table(matrix, labels)
+                + _wrong_table(wrong, examples, labels, outputs, output))
+    from omnitune import report_tasks
+
+    if report_tasks.is_speech_recognition(outputs):
+        section = report_tasks.recognition_section(predictor, examples, outputs, output, wrong_examples)
+        return heading + section
+    if report_tasks.is_ranking(outputs):
+        return heading + report_tasks.ranking_section(predictor, examples, outputs, output)
+    return (f"<h2>Evaluation on {split}</h2><p>This task's outputs are not single-label classes, "
+            "transcripts or rankings; the report shows its curves only.</p>")
 
 
 def is_single_label_classification(outputs: dict[str, torch.Tensor]) -> bool:
@@ -147,7 +160,7 @@ def most_confidently_wrong(outputs: dict[str, torch.Tensor], count: int) -> list
 
 def _confusion_plot(path: Path, matrix: torch.Tensor, labels: list[str]) -> Figure:
     size = max(4.0, 0.45 * len(labels) + 2)
-    figure, axes = _figure((size + 1, size))
+    figure, axes = figure_axes((size + 1, size))
     image = axes.imshow(matrix.numpy(), cmap="Blues")
     figure.colorbar(image, ax=axes)
     ticks = range(len(labels))
@@ -163,8 +176,7 @@ def _confusion_plot(path: Path, matrix: torch.Tensor, labels: list[str]) -> Figu
             axes.text(column, row, str(value), ha="center", va="center",
                       color="white" if value > threshold else "black")
     axes.set_title("Confusion matrix")
-    figure.savefig(path, dpi=100, bbox_inches="tight")
-    return Figure("Confusion matrix", path)
+    return save_figure(figure, path, "Confusion matrix")
 
 
 # -- HTML -----------------------------------------------------------------------------------
@@ -181,7 +193,7 @@ def _summary(run_dir: Path, records: list[dict[str, Any]]) -> str:
     return f"<h2>Final metrics</h2><table>{rows}</table><p>From metrics.jsonl.{note}</p>"
 
 
-def _figures_html(heading: str, figures: list[Figure]) -> str:
+def figures_html(heading: str, figures: list[Figure]) -> str:
     images = "".join(
         f'<figure><img alt="{html.escape(f.title)}" src="{_data_uri(f.path.read_bytes())}">'
         f"<figcaption>{html.escape(f.title)} ({html.escape(f.path.name)})</figcaption></figure>"

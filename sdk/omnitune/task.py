@@ -48,6 +48,11 @@ class Task(abc.ABC):
     def encode_inputs(self, inputs: list[Any]) -> dict[str, Any]:
         """Turn raw user inputs (strings, file paths, ids) into a batch, for prediction."""
 
+    def model_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """What of an ``encode_inputs`` batch the model takes, in its forward's order (by default
+        all of it; a task may add keys for ``predict_step`` alone, such as a truncation flag)."""
+        return batch
+
     @abc.abstractmethod
     def predict_step(self, model: nn.Module, batch: dict[str, Any]) -> list[dict[str, Any]]:
         """Predictions for an encoded batch, one JSON-able dict per input."""

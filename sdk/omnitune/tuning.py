@@ -9,8 +9,6 @@ import shutil
 import socket
 import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,8 +88,7 @@ class _Search:
         reporter = TrialReporter(trial, self.metric)
         cpu_started = time.process_time()
         try:
-            with _registered(self.plugins, reporter, f"tune-trial-{trial.number}"):
-                result = finetune(run, plugins=self.plugins)
+            result = finetune(run, plugins=self.plugins, callbacks=[reporter], evaluate_test=False)
         except TrainingError as error:  # a non-finite loss: this trial failed, the search goes on
             trial.set_user_attr("error", str(error))
             raise
@@ -111,7 +108,7 @@ class _Search:
                               f"of this run; it computes {computed}")
         for name in ("checkpoints", "best"):  # the artifact holds the best weights
             shutil.rmtree(folder / name, ignore_errors=True)
-        trial.set_user_attr("metrics", {k: v for k, v in result.metrics.items() if not k.startswith("test_")})
+        trial.set_user_attr("metrics", result.metrics)
         trial.set_user_attr("artifact", str(result.artifact.resolve()))
         return result.metrics[self.metric]
 
@@ -176,6 +173,7 @@ def tune(
     resume: bool = False,
     pruner: str | Any = "median",
     startup_trials: int = 3,
+    prune_after: int = 0,
     sampler: Any = None,
     seed: int | None = None,
     output_dir: str | Path | None = None,
@@ -188,7 +186,8 @@ def tune(
     Runs trials until the study holds ``trials`` finished ones (complete, pruned or failed), or
     starts no new one after ``timeout`` seconds. ``storage`` (an Optuna RDB URL such as
     ``sqlite:///study.db``, or a journal file path) defaults to ``<output_dir>/study.db``; with
-    ``resume`` an existing study of that name is continued or joined by this process.
+    ``resume`` an existing study of that name is continued or joined by this process. No trial is
+    pruned before step ``prune_after``.
     """
     if trials < 1:
         raise ConfigError(f"--trials must be at least 1 (got {trials})")
@@ -206,7 +205,7 @@ def tune(
     direction = direction or ("minimize" if metric.endswith("loss") else "maximize")
     opened = open_study(storage_obj, study, direction, resume=resume,
                         sampler=sampler or _default_sampler(trials, seed),
-                        pruner=make_pruner(pruner, startup_trials))
+                        pruner=make_pruner(pruner, startup_trials, prune_after))
     search = _Search(opened, storage_obj, parsed, base, metric, folder, plugins, keep_all)
     search.requeue_interrupted()
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -272,17 +271,20 @@ def open_study(storage: Any, name: str, direction: str, *, resume: bool, sampler
                                pruner=pruner, load_if_exists=True)
 
 
-def make_pruner(pruner: str | Any, startup_trials: int = 3) -> Any:
+def make_pruner(pruner: str | Any, startup_trials: int = 3, prune_after: int = 0) -> Any:
     """``median`` (prune below the median of earlier trials at the same step, after
-    ``startup_trials`` trials), ``hyperband``, ``none``, or any Optuna pruner object."""
+    ``startup_trials`` trials), ``hyperband``, ``none``, or any Optuna pruner object; the median
+    and Hyperband pruners leave every trial alone before step ``prune_after``."""
     import optuna
 
     if not isinstance(pruner, str):
         return pruner
+    if prune_after < 0:
+        raise ConfigError(f"--prune-after must be a step count of 0 or more, got {prune_after}")
     if pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=startup_trials)
+        return optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=prune_after)
     if pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner()
+        return optuna.pruners.HyperbandPruner(min_resource=max(1, prune_after))
     if pruner == "none":
         return optuna.pruners.NopPruner()
     raise ConfigError(f"--pruner must be one of {', '.join(PRUNERS)}, got {pruner!r}")
@@ -293,16 +295,6 @@ def _default_sampler(trials: int, seed: int | None) -> Any:
     import optuna
 
     return optuna.samplers.TPESampler(n_startup_trials=min(10, max(3, trials // 3)), seed=seed)
-
-
-@contextmanager
-def _registered(plugins: Plugins, plugin: object, name: str) -> Iterator[None]:
-    """Register a per-run loop-event plugin on the plugin manager for the ``with`` block."""
-    plugins.manager.register(plugin, name=name)
-    try:
-        yield
-    finally:
-        plugins.manager.unregister(plugin)
 
 
 def _best_number(study: Any) -> int | None:

@@ -1,7 +1,8 @@
 """The HTTP server: FastAPI + uvicorn over a ``Bundle`` or a PyTorch artifact.
 
 ``POST /predict`` ``{"inputs": [...]}`` -> ``{"predictions": [...]}`` (the Predictor's dicts; images
-and audio as ``{"base64": "..."}``), ``GET /health``, ``GET /metadata``, OpenAPI at ``/docs``.
+and audio as ``{"base64": "..."}``), ``POST /generate`` for causal-LM artifacts (``generate.py``),
+``GET /health``, ``GET /metadata``, OpenAPI at ``/docs``.
 Concurrent requests are batched (``Batcher``); a bad input is a 4xx naming ``inputs[i]``.
 """
 
@@ -25,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from omnitune.errors import OmnituneError
 from omnitune.serving.batcher import Batcher
+from omnitune.serving.generate import add_generate_route
 from omnitune.serving.models import ServedModel, load_model
 
 log = logging.getLogger("omnitune")
@@ -112,6 +114,7 @@ def create_app(model: ServedModel, settings: ServeSettings) -> FastAPI:
         finally:
             in_flight[0] -= 1
 
+    add_generate_route(app, model)
     app.state.batcher = batcher
     return app
 
