@@ -14,7 +14,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from speech_common import MANIFEST, dataset, print_table, timed_finetune
+from speech_common import AUGMENT_2026_11_23, MANIFEST, dataset, print_table, timed_finetune
 
 import omnitune
 from omnitune.api import compose_config
@@ -43,7 +43,8 @@ def main() -> None:
     parser.add_argument("--manifest", type=Path, default=MANIFEST)
     parser.add_argument("--output-dir", type=Path, default=Path(tempfile.mkdtemp(prefix="speech-ctc-")))
     args = parser.parse_args()
-    run = {"task": {"name": "speech-recognition", "augment": {}}, "backbone": {"name": "speech-cnn"},
+    run = {"task": {"name": "speech-recognition", "augment": AUGMENT_2026_11_23},
+           "backbone": {"name": "speech-cnn"},
            "dataset": dataset(args.manifest, "transcript"), "train": TRAIN, "overwrite": True,
            "output_dir": str(args.output_dir / "ctc")}
     before = untrained_metrics(run)

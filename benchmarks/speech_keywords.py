@@ -16,25 +16,25 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from speech_common import MANIFEST, dataset, print_table, timed_finetune
+from speech_common import AUGMENT_2026_11_23, MANIFEST, dataset, print_table, timed_finetune
 
 from omnitune_speech.datasets import audio_manifest
 from omnitune_speech.plugin import AudioManifestConfig
 
 RUNS = {
     "speech-cnn, from scratch": {
-        "task": {"name": "audio-classification", "augment": {}},
+        "task": {"name": "audio-classification", "augment": AUGMENT_2026_11_23},
         "backbone": {"name": "speech-cnn"},
         "train": {"epochs": 10, "batch_size": 32, "lr": 3e-3, "head_lr": 3e-3, "weight_decay": 0.01},
     },
     "speech-cnn, from scratch, 4x the epochs": {
-        "task": {"name": "audio-classification", "augment": {}},
+        "task": {"name": "audio-classification", "augment": AUGMENT_2026_11_23},
         "backbone": {"name": "speech-cnn"},
         "train": {"epochs": 40, "batch_size": 32, "lr": 3e-3, "head_lr": 3e-3, "weight_decay": 0.01},
     },
     "GE2E pretrained, frozen + linear head": {
-        "task": {"name": "audio-classification", "pooling": "mean"},
-        "backbone": {"name": "ge2e"},
+        "task": {"name": "audio-classification", "pooling": "mean", "augment": None},
+        "backbone": {"name": "ge2e", "spec_augment": None},
         "train": {"epochs": 10, "batch_size": 32, "lr": 1e-3, "head_lr": 1e-2, "strategy": "freeze-backbone"},
     },
 }

@@ -56,7 +56,8 @@ def tone_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def audio_artifact(tone_folder: Path) -> Path:
-    run = {"task": {"name": "audio-classification", "clip_seconds": 0.5},
+    # augmentation off, as before it became the default: three epochs on tones need no robustness
+    run = {"task": {"name": "audio-classification", "clip_seconds": 0.5, "augment": None},
            "backbone": tiny_cnn(),
            "dataset": {"name": "audio-folder", "root": str(tone_folder), "group_pattern": r"^(spk\d+)_",
                        "validation_fraction": 0.25, "test_fraction": 0.25},

@@ -19,7 +19,7 @@ import omnitune
 def test_keyword_classification_fit_predict_and_cli(tmp_path: Path, plugins: omnitune.Plugins) -> None:
     root = write_tone_folder(tmp_path / "tones", per_class=32)
     run = {"task": {"name": "audio-classification", "clip_seconds": 0.5,
-                    "augment": {"gain_db": 3.0, "noise_snr_db": [20, 40]}},
+                    "augment": {"gain_db": 3.0, "noise_snr_db": [20, 40], "speeds": None}},
            "backbone": tiny_cnn(),
            "dataset": {"name": "audio-folder", "root": str(root), "group_pattern": r"^(spk\d+)_",
                        "validation_fraction": 0.25, "test_fraction": 0.25},

@@ -16,6 +16,7 @@ from omnitune_speech.backbone import SpeechBackbone
 from omnitune_speech.frontend import frame_mask
 from omnitune_speech.plugin import AudioClassificationConfig
 from omnitune_speech.speech_task import SpeechTask
+from omnitune_speech.windows import best_windows
 
 
 class ClipClassifier(nn.Module):
@@ -59,6 +60,10 @@ class AudioClassification(SpeechTask):
         self.config = config
         self.label_set = LabelSet(data_info["labels"])
         self.labels: list[str] = self.label_set.names
+        unknown = sorted(set(config.background_labels) - set(self.labels))
+        if unknown:
+            raise ConfigError(f"task.background_labels: {unknown} are not labels of the dataset; "
+                              f"expected some of {self.labels}")
         self.model = ClipClassifier(backbone, head(backbone.num_features, len(self.labels)),
                                     WaveAugment(config.augment), config.pooling)
 
@@ -77,8 +82,30 @@ class AudioClassification(SpeechTask):
         out = self.training_step(model, batch)
         return softmax_evaluation(out.loss, out.outputs["logits"], batch["labels"])
 
+    def encode_inputs(self, inputs: list[Any]) -> dict[str, torch.Tensor]:
+        """Audio file paths -> ``waveforms``, ``lengths``; files longer than ``clip_seconds`` whole."""
+        _, waveforms, lengths = self.decode([str(path) for path in inputs], bad_files="error", whole=True)
+        return {"waveforms": waveforms, "lengths": lengths}
+
     def predict_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
-        return self.label_set.predictions(model(batch["waveforms"], batch["lengths"]).float().softmax(dim=-1))
+        """Label and probabilities; audio longer than ``clip_seconds`` is scored by sliding windows
+        and the most confident one (not of a background label) reported, with ``window_start_s``,
+        ``window_end_s`` and ``windows``."""
+        def score(waveforms: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+            return model(waveforms, lengths).float().softmax(dim=-1)
+
+        if self.clip_samples is None:
+            return self.label_set.predictions(score(batch["waveforms"], batch["lengths"]))
+        hop = max(1, round(self.config.window_hop_seconds * self.sample_rate))
+        background = torch.tensor([name in self.config.background_labels for name in self.labels])
+        best = best_windows(score, batch["waveforms"], batch["lengths"], self.clip_samples, hop, background)
+        predictions = self.label_set.predictions(torch.stack([b.scores for b in best]))
+        for prediction, window in zip(predictions, best, strict=True):
+            if window.windows > 1:
+                prediction |= {"window_start_s": window.start / self.sample_rate,
+                               "window_end_s": (window.start + window.length) / self.sample_rate,
+                               "windows": window.windows}
+        return predictions
 
     def preprocessing(self) -> dict[str, Any]:
         return {**super().preprocessing(), "pooling": self.config.pooling, "labels": self.labels}

@@ -28,9 +28,29 @@ class SpecAugmentOptions(Options):
 class WaveAugmentOptions(Options):
     gain_db: float = Field(6.0, ge=0, description="Random gain in [-gain_db, +gain_db] dB (training only).")
     noise_snr_db: tuple[float, float] | None = Field(
-        (10.0, 40.0), description="White noise at an SNR drawn from this range (dB); null: no noise."
+        (5.0, 25.0), description="Noise at an SNR drawn from this range (dB); null: no noise."
+    )
+    noise_colour: tuple[float, float] = Field(
+        (0.0, 2.0), description="Noise power falls as 1/f**k, k drawn from this range (0 white, 2 brown)."
+    )
+    speeds: tuple[float, ...] | None = Field(
+        (0.9, 0.95, 1.0, 1.05, 1.1), min_length=1,
+        description="Speed (and pitch) change of each training batch, drawn from these factors by "
+        "resampling; the clip length is kept (cropped or zero-padded at the end); null: off."
     )
     probability: float = Field(0.8, ge=0, le=1, description="Share of training clips augmented.")
+
+    @model_validator(mode="after")
+    def _ranges_ordered(self) -> WaveAugmentOptions:
+        for name in ("noise_snr_db", "noise_colour"):
+            low_high = getattr(self, name)
+            if low_high is not None and low_high[0] > low_high[1]:
+                raise ValueError(f"{name}: expected [low, high] with low <= high, got {list(low_high)}")
+        if self.speeds is not None and not all(0.5 <= speed <= 2 for speed in self.speeds):
+            raise ValueError(f"speeds: expected factors between 0.5 and 2, got {list(self.speeds)}")
+        if self.noise_colour[0] < 0:
+            raise ValueError(f"noise_colour: exponents must be >= 0, got {list(self.noise_colour)}")
+        return self
 
 
 # -- backbones --------------------------------------------------------------------------------
@@ -54,7 +74,9 @@ class GE2EConfig(Options):
         None, description="Local GE2E state dict (.pt or .safetensors); default: Resemblyzer 0.1.4 from PyPI."
     )
     normalize_volume: bool = Field(True, description="Raise quiet clips to -30 dBFS, as GE2E was trained.")
-    spec_augment: SpecAugmentOptions | None = Field(None, description="Masking in training; null: off.")
+    spec_augment: SpecAugmentOptions | None = Field(
+        default_factory=SpecAugmentOptions, description="Masking in training; null: off."
+    )
 
 
 WAV2VEC2_ARCHITECTURES = ("wav2vec2_base", "wav2vec2_large", "wav2vec2_large_lv60k",
@@ -110,7 +132,17 @@ class AudioClassificationConfig(Options):
     pooling: Literal["mean", "max", "last"] = Field(
         "mean", description="How frames become one vector ('last' is GE2E's own utterance embedding)."
     )
-    augment: WaveAugmentOptions | None = Field(None, description="Gain and noise in training; null: off.")
+    augment: WaveAugmentOptions | None = Field(
+        default_factory=WaveAugmentOptions, description="Speed, gain and noise in training; null: off."
+    )
+    window_hop_seconds: float = Field(
+        0.25, gt=0, description="Prediction on audio longer than clip_seconds: windows of clip_seconds "
+        "every this many seconds; the most confident one is reported with its time."
+    )
+    background_labels: list[str] = Field(
+        default_factory=list, description="Labels (silence, noise) that make a window the best one only "
+        "when every window of the file has them."
+    )
 
 
 class SpeechRecognitionConfig(Options):

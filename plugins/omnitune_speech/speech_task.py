@@ -37,10 +37,11 @@ class SpeechTask(Task):
         _, waveforms, lengths = self.decode([str(path) for path in inputs], bad_files="error")
         return {"waveforms": waveforms, "lengths": lengths}
 
-    def decode(self, paths: list[str],
-               bad_files: str | None = None) -> tuple[list[int], torch.Tensor, torch.Tensor]:
+    def decode(self, paths: list[str], bad_files: str | None = None,
+               whole: bool = False) -> tuple[list[int], torch.Tensor, torch.Tensor]:
         """``(kept indices, waveforms (B, N), lengths (B,))``; with ``bad_files: skip`` a file that
-        fails to decode is left out with a warning."""
+        fails to decode is left out with a warning. ``whole`` keeps audio longer than
+        ``clip_seconds`` whole instead of cropping its middle (for windows at prediction time)."""
         kept, clips, lengths = [], [], []
         for index, path in enumerate(paths):
             try:
@@ -51,7 +52,7 @@ class SpeechTask(Task):
                 log.warning("skipping bad audio: %s", problem)
                 continue
             kept.append(index)
-            if self.clip_samples is not None:
+            if self.clip_samples is not None and not (whole and len(waveform) > self.clip_samples):
                 lengths.append(min(len(waveform), self.clip_samples))
                 waveform = crop_or_pad(waveform, self.clip_samples)
             else:

@@ -1,0 +1,114 @@
+"""The ten command words of speech-commands-synth in espeak-ng accents and voices that corpus lacks,
+clean and with coloured noise at 5-20 dB SNR: made on the fly into the asset cache, never committed.
+
+espeak-ng and its libraries come from pinned Debian packages (``apt-get download``, sha256-checked,
+unpacked with ``dpkg-deb -x``, never installed). speech-commands-synth used the accents en-029,
+en-gb, en-gb-scotland, en-gb-x-rp and en-us, the variants m1-m4, f1-f3, Alex, Annie and david, and
+the speeds 140 and 180; these sets use none of them. Synthetic speech, not human recordings.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import torch
+import torchaudio.functional as AF
+
+from omnitune.assets import cache_dir, fetch_once
+from omnitune_speech.augment import coloured_noise
+from omnitune_vision.debian import DebianAsset, resolve_deb
+
+WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+ACCENTS = ("en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc")  # Lancaster, West Midlands, New York City
+VARIANTS = ("m5", "m6", "m7", "f4", "f5")
+SPEEDS = (155, 170)
+SNR_DB = (5.0, 20.0)
+NOISE_COLOURS = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # power falls as 1 / f**exponent
+RATE = 16000
+SEED = 20
+VERSION = "v1"  # bump when the recipe of the sets changes: it names the cache entry
+
+LIBS = "usr/lib/x86_64-linux-gnu"
+ESPEAK = (
+    DebianAsset("espeak-ng", "1.51+dfsg-10+deb12u2",
+                "a11396a690f85f55e6e6b2965505237ddf3dc95c51936aa61de936f1ccf8f4d0", "usr/bin/espeak-ng"),
+    DebianAsset("espeak-ng-data", "1.51+dfsg-10+deb12u2",
+                "573f5661c6a5adcf949018baad158c4c773bf5579390ee5235a890f1cd694106", LIBS),
+    DebianAsset("libespeak-ng1", "1.51+dfsg-10+deb12u2",
+                "2b127a95b50d92cbd7a615968d2ac1566e1cbc87e27bcda0c2894afb2407c6d2", LIBS),
+    DebianAsset("libpcaudio0", "1.2-2",
+                "5309759e4d129c7d9a601240cc6e62820ecfa86a1a98e207992ffa6a572dbcd2", LIBS),
+    DebianAsset("libsonic0", "0.2.0-12",
+                "9d60de6918ace0b10e3e4e95421befd08aaf03b5b2a3d71ceb799e0cf259916f", LIBS),
+)
+
+
+def unseen_voice_sets() -> dict[str, Path]:
+    """``{"clean": manifest.csv, "noisy": manifest.csv}`` of the same 300 utterances."""
+    entry = fetch_once(cache_dir() / "speech-robust" / f"unseen-accents-{VERSION}", _write_sets)
+    return {name: entry / name / "manifest.csv" for name in ("clean", "noisy")}
+
+
+def _write_sets(staging: Path) -> None:
+    speak = _espeak_command()
+    rng = np.random.default_rng(SEED)
+    torch.manual_seed(SEED)
+    rows: dict[str, list[dict[str, object]]] = {"clean": [], "noisy": []}
+    with tempfile.TemporaryDirectory(prefix="omnitune-espeak-") as scratch:
+        for word, accent, variant, speed in itertools.product(WORDS, ACCENTS, VARIANTS, SPEEDS):
+            clean = _placed(_synthesise(speak, word, accent, variant, speed, Path(scratch)), rng)
+            colour = str(rng.choice(list(NOISE_COLOURS)))
+            snr = float(rng.uniform(*SNR_DB))
+            noise = coloured_noise(torch.zeros(1, RATE), torch.tensor([NOISE_COLOURS[colour]]))[0].numpy()
+            noisy = np.clip(clean + noise * _noise_scale(clean, snr), -1, 1)
+            name = f"{word}/{accent}_{variant}_{speed}.flac"
+            row = {"path": name, "label": word, "accent": accent, "variant": variant, "speed": speed}
+            for kind, audio, extra in (("clean", clean, {}),
+                                       ("noisy", noisy, {"noise": colour, "snr_db": round(snr, 2)})):
+                (staging / kind / word).mkdir(parents=True, exist_ok=True)
+                soundfile.write(staging / kind / name, audio.astype(np.float32), RATE)
+                rows[kind].append(row | extra)
+    for kind, kind_rows in rows.items():
+        with open(staging / kind / "manifest.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(kind_rows[0]))
+            writer.writeheader()
+            writer.writerows(kind_rows)
+
+
+def _espeak_command() -> tuple[list[str], dict[str, str]]:
+    """The unpacked espeak-ng binary, its data folder and its libraries on ``LD_LIBRARY_PATH``."""
+    binary, data, *libraries = (resolve_deb(asset) for asset in ESPEAK)
+    env = {**os.environ, "LD_LIBRARY_PATH": os.pathsep.join(str(path) for path in [data, *libraries])}
+    return [str(binary), f"--path={data}"], env
+
+
+def _synthesise(speak: tuple[list[str], dict[str, str]], word: str, accent: str, variant: str,
+                speed: int, scratch: Path) -> np.ndarray:
+    command, env = speak
+    wav = scratch / "word.wav"
+    subprocess.run([*command, "-v", f"{accent}+{variant}", "-s", str(speed), "-w", str(wav), word],
+                   env=env, check=True, capture_output=True)
+    audio, rate = soundfile.read(wav, dtype="float32")
+    return AF.resample(torch.from_numpy(audio), rate, RATE).numpy()
+
+
+def _placed(speech: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The voiced part, at a random offset in one second, peak-normalised to a random level."""
+    voiced = np.flatnonzero(np.abs(speech) > 1e-3)
+    speech = speech[voiced[0]:voiced[-1] + 1][:RATE]
+    clip = np.zeros(RATE, dtype=np.float32)
+    start = rng.integers(0, RATE - len(speech) + 1)
+    clip[start:start + len(speech)] = speech * rng.uniform(0.3, 0.9) / np.abs(speech).max()
+    return clip
+
+
+def _noise_scale(clip: np.ndarray, snr_db: float) -> float:
+    """The RMS of unit noise that puts it ``snr_db`` below the clip's power (over the second)."""
+    return float(np.sqrt(np.mean(clip ** 2) / 10 ** (snr_db / 10)))

@@ -1,0 +1,55 @@
+"""The default waveform augmentation: speed, gain, coloured noise at the asked SNR."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from pydantic import ValidationError
+
+from omnitune_speech.augment import WaveAugment, change_speed, coloured_noise
+from omnitune_speech.plugin import AudioClassificationConfig, WaveAugmentOptions
+
+RATE = 16000
+
+
+def low_share(noise: torch.Tensor) -> float:
+    """Share of the power below 500 Hz."""
+    power = torch.fft.rfft(noise, dim=1).abs().square().sum(0)
+    return float(power[:int(500 * noise.shape[1] / RATE)].sum() / power.sum())
+
+
+def test_noise_colour_tilts_the_spectrum_and_keeps_unit_power() -> None:
+    torch.manual_seed(0)
+    like = torch.zeros(8, RATE)
+    white, pink, brown = (coloured_noise(like, torch.full((8,), k)) for k in (0.0, 1.0, 2.0))
+    assert white.square().mean(1) == pytest.approx(torch.ones(8), rel=1e-4)
+    assert brown.square().mean(1) == pytest.approx(torch.ones(8), rel=1e-4)
+    assert low_share(white) == pytest.approx(500 / 8000, abs=0.01)
+    assert low_share(white) < low_share(pink) < low_share(brown) and low_share(brown) > 0.9
+
+
+def test_speed_changes_the_pitch_and_keeps_the_length() -> None:
+    sine = torch.sin(2 * torch.pi * 1000 * torch.arange(RATE) / RATE).unsqueeze(0)
+    faster = change_speed(sine, 1.1)
+    assert faster.shape == sine.shape
+    assert int(torch.fft.rfft(faster[0, :RATE // 2]).abs().argmax()) * 2 == pytest.approx(1100, abs=4)
+    assert faster[0, -RATE // 20:].abs().max() == 0  # the shorter audio is zero-padded at the end
+
+
+def test_noise_lands_at_the_asked_snr_in_training_only() -> None:
+    torch.manual_seed(0)
+    options = WaveAugmentOptions(gain_db=0, noise_snr_db=(5, 5), speeds=None, probability=1.0)
+    augment = WaveAugment(options)
+    clips = torch.sin(2 * torch.pi * 440 * torch.arange(RATE) / RATE).repeat(4, 1) * 0.3
+    noisy = augment.train()(clips, torch.full((4,), RATE))
+    snr = 10 * torch.log10(clips.square().mean(1) / (noisy - clips).square().mean(1))
+    assert snr == pytest.approx(torch.full((4,), 5.0), abs=0.01)
+    assert torch.equal(augment.eval()(clips, torch.full((4,), RATE)), clips)
+
+
+def test_augmentation_is_on_by_default_and_bad_ranges_are_named() -> None:
+    assert AudioClassificationConfig().augment == WaveAugmentOptions()
+    with pytest.raises(ValidationError, match="noise_snr_db: expected \\[low, high\\]"):
+        WaveAugmentOptions(noise_snr_db=(20, 5))
+    with pytest.raises(ValidationError, match="speeds: expected factors between 0.5 and 2"):
+        WaveAugmentOptions(speeds=(0.1,))
