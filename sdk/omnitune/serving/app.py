@@ -77,6 +77,10 @@ def create_app(model: ServedModel, settings: ServeSettings) -> FastAPI:
     async def bad_input(_: Request, error: OmnituneError) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=422)
 
+    @app.exception_handler(TooManyInputs)
+    async def too_many(_: Request, error: TooManyInputs) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=413)
+
     @app.get("/health")
     async def health() -> dict[str, Any]:
         return {"status": "ok", "in_flight": in_flight[0]}
@@ -84,10 +88,6 @@ def create_app(model: ServedModel, settings: ServeSettings) -> FastAPI:
     @app.get("/metadata")
     async def metadata() -> dict[str, Any]:
         return model.metadata() | {"batching": settings.model_dump(exclude={"path"})}
-
-    @app.exception_handler(TooManyInputs)
-    async def too_many(_: Request, error: TooManyInputs) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, status_code=413)
 
     @app.post("/predict", response_model=PredictResponse, openapi_extra=body_docs())
     async def predict(request: Request) -> Any:
