@@ -19,7 +19,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 SERVING = ("onnxruntime", "tokenizers", "numpy", "pillow", "soundfile", "fastapi", "uvicorn", "pluggy",
-           "pydantic", "tqdm")
+           "pydantic", "tqdm", "python-multipart")
 NEVER = frozenset({"torch", "transformers", "timm", "torchaudio", "torchvision"})
 
 

@@ -57,6 +57,7 @@ def test_image_int8_is_static_and_text_int8_dynamic(bundle_of: Callable[[str], P
     assert image["quantization"]["method"] == "static" and text["quantization"]["method"] == "dynamic"
     assert "accuracy" in image["quantization"] and "change" in image["quantization"]["accuracy"]
     assert text["models"]["int8"]["bytes"] < text["models"]["fp32"]["bytes"]
+    assert text["models"]["int8"]["per_channel"] and image["models"]["int8"]["per_channel"]
 
 
 def test_parity_beyond_tolerance_fails_and_keeps_no_bundle(text_artifact: Path, tmp_path: Path) -> None:

@@ -80,6 +80,28 @@ def test_images_come_as_base64_and_paths_are_refused(bundle_of: Callable[[str], 
         assert http.post("/predict", json={"inputs": [{"base64": "%%%"}]}).status_code == 422
 
 
+def test_audio_comes_as_multipart_uploads_and_text_models_refuse_files(
+        bundle_of: Callable[[str], Path], tone_folder: Path, audio_artifact: Path) -> None:
+    clips = sorted(tone_folder.rglob("*.wav"))[:3]
+    expected = [p["label"] for p in omnitune.Predictor.load(audio_artifact).predict([str(c) for c in clips])]
+    with client(bundle_of("audio")) as http:
+        files = [("inputs", (clip.name, clip.read_bytes(), "audio/wav")) for clip in clips]
+        answer = http.post("/predict", files=files)
+        assert [p["label"] for p in answer.json()["predictions"]] == expected
+        text_value = http.post("/predict", data={"inputs": "a path"}, files=files[:1])
+        assert text_value.status_code == 422 and "inputs[0]: expected a file upload" in text_value.text
+        other_field = http.post("/predict", files=[("audio", ("a.wav", b"RIFF", "audio/wav"))])
+        assert other_field.status_code == 422 and "audio" in other_field.json()["detail"]
+    with client(bundle_of("text"), max_inputs=2) as http:
+        upload = http.post("/predict", files=[("inputs", ("a.txt", b"great fun", "text/plain"))])
+        assert upload.status_code == 422 and "inputs[0]: this model takes text values" in upload.text
+        texts = http.post("/predict", data={"inputs": TEXTS[:2]}, files=[])
+        assert [p["label"] for p in texts.json()["predictions"]] == [
+            p["label"] for p in http.post("/predict", json={"inputs": TEXTS[:2]}).json()["predictions"]]
+        too_many = http.post("/predict", data={"inputs": TEXTS}, files=[])
+        assert too_many.status_code == 413 and "limit of 2" in too_many.json()["detail"]
+
+
 def test_batcher_gathers_concurrent_requests_and_isolates_a_bad_one() -> None:
     calls: list[list[str]] = []
 
@@ -133,6 +155,31 @@ def test_real_server_batches_and_finishes_in_flight_requests_on_sigterm(
     finally:
         if server.poll() is None:
             server.kill()
+
+
+def test_real_server_takes_multipart_image_uploads(bundle_of: Callable[[str], Path], image_folder: Path,
+                                                   image_artifact: Path) -> None:
+    pictures = sorted(image_folder.rglob("*.png"))[::15]
+    predictor = omnitune.Predictor.load(image_artifact)
+    expected = [p["label"] for p in predictor.predict([str(p) for p in pictures])]
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "omnitune.cli", "serve", str(bundle_of("image")),
+                               "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, server)
+        files = [("inputs", (p.name, p.read_bytes(), "image/png")) for p in pictures]
+        answer = httpx.post(f"{url}/predict", files=files, timeout=60)
+        assert [p["label"] for p in answer.json()["predictions"]] == expected
+        junk = ("inputs", ("x.png", b"not a png", "image/png"))
+        broken = httpx.post(f"{url}/predict", files=[files[0], junk], timeout=60)
+        assert broken.status_code == 422 and "inputs[1]" in broken.json()["detail"]
+        none = httpx.post(f"{url}/predict", data={"other": "x"}, files=[("other", ("a", b"", "image/png"))])
+        assert none.status_code == 422 and "other" in none.json()["detail"]
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
 
 
 def _wait_for(condition: Callable[[], bool], seconds: float = 60) -> None:

@@ -1,15 +1,21 @@
 """The bundle's torch-free preprocessing equals the PyTorch side's: timm's evaluation transform
-(pillow + numpy) and torchaudio's resampler (numpy port)."""
+(pillow + numpy), torchaudio's resampler (numpy port), the transformers tokenizer's padding; text
+batches run in groups of similar length and come back in input order."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torchaudio.functional as AF
 from PIL import Image
+from transformers import AutoTokenizer
 
 from omnitune_speech.serving import resample
+from omnitune_text.serving import TOKENIZER_FILE, TextClassificationProcessor, length_groups
 from omnitune_vision.preprocessing import build_transforms
 from omnitune_vision.serving import EvalTransform
 
@@ -35,3 +41,44 @@ def test_resampler_matches_torchaudio(source: int, target: int) -> None:
     got = resample(wave, source, target)
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, atol=2e-6)
+
+
+REVIEWS = ["great", "a dull and tedious plot with nothing to say about anything at all", "superb acting",
+           "", "the acting was superb really", "dull dull dull dull dull dull dull dull dull dull"]
+
+
+def test_length_groups_cover_every_input_once_with_bounded_padding() -> None:
+    lengths = [3, 30, 4, 5, 31, 9, 40, 2, 3]
+    groups = length_groups(lengths, max_ratio=1.5)
+    assert sorted(i for group in groups for i in group) == list(range(len(lengths)))
+    for group in groups:
+        assert max(lengths[i] for i in group) <= 1.5 * min(lengths[i] for i in group)
+    assert [lengths[g[0]] for g in groups] == sorted(lengths[g[0]] for g in groups)
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_text_processor_pads_like_transformers_and_keeps_input_order(tmp_path: Path, side: str) -> None:
+    from conftest import save_tiny_bert
+
+    folder = save_tiny_bert(tmp_path / "bert")
+    tokenizer = AutoTokenizer.from_pretrained(folder, padding_side=side)
+    tokenizer.backend_tokenizer.save(str(folder / TOKENIZER_FILE))
+    settings = {"labels": ["neg", "pos"], "max_length": 8, "pad_id": tokenizer.pad_token_id,
+                "pad_token": tokenizer.pad_token, "padding_side": side}
+    processor = TextClassificationProcessor(folder, json.loads(json.dumps(settings)))
+    expected = tokenizer(REVIEWS, padding=True, truncation=True, max_length=8, return_tensors="np")
+    feeds = processor.encode(REVIEWS)
+    assert np.array_equal(feeds["input_ids"], expected["input_ids"])
+    assert np.array_equal(feeds["attention_mask"], expected["attention_mask"])
+
+    widths: list[int] = []
+
+    def run(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Scores from the unpadded tokens only, as a model with an attention mask gives."""
+        widths.append(feeds["input_ids"].shape[1])
+        total = (feeds["input_ids"] * feeds["attention_mask"]).sum(axis=1).astype(np.float32)
+        return {"scores": np.stack([np.tanh(total / 50), np.ones_like(total)], axis=1)}
+
+    grouped = processor.predict(run, REVIEWS)
+    assert len(widths) > 1 and max(widths) == feeds["input_ids"].shape[1]
+    assert grouped == processor.decide(run(feeds)["scores"])

@@ -222,14 +222,15 @@ def _dynamic_shapes(spec: ExportSpec) -> tuple[Any, ...]:
 
 def quantize_int8(folder: Path, spec: ExportSpec, calibration: list[Any]) -> dict[str, Any]:
     """``model.int8.onnx`` from ``model.onnx``: dynamic int8 weights, or static QDQ int8 with
-    activation ranges calibrated on ``calibration`` (raw training inputs) through the processor."""
+    activation ranges calibrated on ``calibration`` (raw training inputs) through the processor;
+    weights get one scale per output channel either way."""
     from onnxruntime.quantization import QuantType, quantize_dynamic, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     source, prepared, target = folder / "model.onnx", folder / "model.prep.onnx", folder / "model.int8.onnx"
     quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-    if spec.quantization == "dynamic":
-        quantize_dynamic(str(prepared), str(target), weight_type=QuantType.QInt8)
+    if spec.quantization == "dynamic":  # per-channel weight scales: chosen on validation, see docs/deploy.md
+        quantize_dynamic(str(prepared), str(target), weight_type=QuantType.QInt8, per_channel=True)
     else:
         if not calibration:
             raise ConfigError("static int8 quantization needs calibration inputs: the artifact's "
@@ -238,7 +239,8 @@ def quantize_int8(folder: Path, spec: ExportSpec, calibration: list[Any]) -> dic
         quantize_static(str(prepared), str(target), reader, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     prepared.unlink()
-    return {"file": target.name, "bytes": target.stat().st_size, "method": spec.quantization}
+    return {"file": target.name, "bytes": target.stat().st_size, "method": spec.quantization,
+            "per_channel": True}
 
 
 def _calibration_reader(folder: Path, raw: list[Any], batch_size: int = 16) -> Any:

@@ -35,7 +35,7 @@ def held_out(predictor: Any, spec: ExportSpec, inputs: list[Any] | None, samples
     """The first ``samples`` examples of the artifact's test split (and some training ones), or
     ``inputs`` when given or when the dataset does not resolve."""
     try:
-        splits = _splits(predictor)
+        splits = dataset_splits(predictor)
     except (OmnituneError, OSError) as error:
         if inputs is None:
             raise ConfigError(f"the artifact's dataset did not resolve ({error}); give held-out inputs "
@@ -53,7 +53,8 @@ def held_out(predictor: Any, spec: ExportSpec, inputs: list[Any] | None, samples
                    f"{len(examples)} examples of the {which} split of {predictor.config.dataset.name!r}")
 
 
-def _splits(predictor: Any) -> Any:
+def dataset_splits(predictor: Any) -> Any:
+    """The artifact's dataset splits (train, validation, test), as its training run built them."""
     from omnitune.build import build_dataset
     from omnitune.config import validate_components
 

@@ -1,16 +1,14 @@
 """The HTTP server: FastAPI + uvicorn over a ``Bundle`` or a PyTorch artifact.
 
 ``POST /predict`` ``{"inputs": [...]}`` -> ``{"predictions": [...]}`` (the Predictor's dicts; images
-and audio as ``{"base64": "..."}``), ``POST /generate`` for causal-LM artifacts (``generate.py``),
-``GET /health``, ``GET /metadata``, OpenAPI at ``/docs``.
+and audio as ``{"base64": "..."}`` or multipart uploads), ``POST /generate`` for causal-LM
+artifacts (``generate.py``), ``GET /health``, ``GET /metadata``, OpenAPI at ``/docs``.
 Concurrent requests are batched (``Batcher``); a bad input is a 4xx naming ``inputs[i]``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import json
 import logging
@@ -27,14 +25,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from omnitune.errors import OmnituneError
 from omnitune.serving.batcher import Batcher
 from omnitune.serving.generate import add_generate_route
+from omnitune.serving.inputs import TooManyInputs, body_docs, read_inputs
 from omnitune.serving.models import ServedModel, load_model
 
 log = logging.getLogger("omnitune")
 SETTINGS_ENV = "OMNITUNE_SERVE_SETTINGS"
-
-
-class InputError(OmnituneError):
-    """A request input that is not what the model takes (answered with 422)."""
 
 
 class ServeSettings(BaseModel):
@@ -49,13 +44,6 @@ class ServeSettings(BaseModel):
     max_wait_ms: float = Field(5.0, ge=0, description="Longest a request waits for others to join.")
     max_inputs: int = Field(256, ge=1, description="Most inputs in one request.")
     max_body_bytes: int = Field(16 * 2**20, ge=1024, description="Largest request body.")
-
-
-class PredictRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    inputs: list[Any] = Field(min_length=1, description="Raw inputs: texts, user ids, or "
-                              "{'base64': ...} for image and audio files.")
 
 
 class PredictResponse(BaseModel):
@@ -90,6 +78,10 @@ def create_app(model: ServedModel, settings: ServeSettings) -> FastAPI:
     async def bad_input(_: Request, error: OmnituneError) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=422)
 
+    @app.exception_handler(TooManyInputs)
+    async def too_many(_: Request, error: TooManyInputs) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=413)
+
     @app.get("/health")
     async def health() -> dict[str, Any]:
         return {"status": "ok", "in_flight": in_flight[0]}
@@ -98,15 +90,12 @@ def create_app(model: ServedModel, settings: ServeSettings) -> FastAPI:
     async def metadata() -> dict[str, Any]:
         return model.metadata() | {"batching": settings.model_dump(exclude={"path"})}
 
-    @app.post("/predict", response_model=PredictResponse)
-    async def predict(body: PredictRequest) -> Any:
-        if len(body.inputs) > settings.max_inputs:
-            return JSONResponse({"detail": f"inputs: {len(body.inputs)} inputs, more than the limit of "
-                                 f"{settings.max_inputs} per request"}, status_code=413)
+    @app.post("/predict", response_model=PredictResponse, openapi_extra=body_docs())
+    async def predict(request: Request) -> Any:
         in_flight[0] += 1
         try:
             with tempfile.TemporaryDirectory(prefix="omnitune-serve-") as scratch:
-                inputs = _materialise(body.inputs, model.file_inputs, Path(scratch))
+                inputs = await read_inputs(request, model.file_inputs, Path(scratch), settings.max_inputs)
                 if settings.batching:
                     return {"predictions": await batcher.submit(inputs)}
                 async with one_at_a_time:
@@ -117,27 +106,6 @@ def create_app(model: ServedModel, settings: ServeSettings) -> FastAPI:
     add_generate_route(app, model)
     app.state.batcher = batcher
     return app
-
-
-def _materialise(inputs: list[Any], file_inputs: bool, scratch: Path) -> list[Any]:
-    """Base64 files written to ``scratch`` (their paths go to the model); for file tasks, any other
-    input is refused, so that a client can never make the server read its own files."""
-    out = []
-    for index, item in enumerate(inputs):
-        if isinstance(item, dict) and set(item) == {"base64"} and isinstance(item["base64"], str):
-            try:
-                data = base64.b64decode(item["base64"], validate=True)
-            except (binascii.Error, ValueError) as error:
-                raise InputError(f"inputs[{index}].base64: not valid base64 ({error})") from None
-            path = scratch / f"input-{index}"
-            path.write_bytes(data)
-            out.append(str(path))
-        elif file_inputs:
-            raise InputError(f"inputs[{index}]: expected {{'base64': '<file bytes in base64>'}} for this "
-                             f"model's image or audio inputs, got {type(item).__name__}")
-        else:
-            out.append(item)
-    return out
 
 
 def app_from_env() -> FastAPI:
