@@ -81,4 +81,6 @@ def test_text_processor_pads_like_transformers_and_keeps_input_order(tmp_path: P
 
     grouped = processor.predict(run, REVIEWS)
     assert len(widths) > 1 and max(widths) == feeds["input_ids"].shape[1]
-    assert grouped == processor.decide(run(feeds)["scores"])
+    assert [{k: v for k, v in p.items() if k != "truncated"} for p in grouped] == processor.decide(
+        run(feeds)["scores"])
+    assert [p["truncated"] for p in grouped] == [len(tokenizer(r)["input_ids"]) > 8 for r in REVIEWS]
