@@ -24,6 +24,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``omnitune`` console script."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    # peft imports bitsandbytes, whose CPU backend warns about optional kernels on import; its
+    # kernels serve QLoRA only, which runs on CUDA (a CPU run is refused with its own message)
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     try:
         return args.handler(args)
     except OmnituneError as error:
