@@ -49,6 +49,9 @@ def write_report(run_dir: str | Path, *, split: str = "test", output_dir: str | 
 # -- curves ---------------------------------------------------------------------------------
 
 
+DATA_PROPERTIES = ("eval_truncated_fraction",)  # of the split, not of training: in the tables, no curve
+
+
 def training_figures(records: list[dict[str, Any]], output: Path) -> list[Figure]:
     """Loss (training and validation), each validation metric, learning rate and throughput."""
     steps = [r for r in records if "loss" in r and not r.get("final")]
@@ -56,7 +59,8 @@ def training_figures(records: list[dict[str, Any]], output: Path) -> list[Figure
     figures = [_line_plot(output / "loss.png", "Loss", {
         "training": [(r["step"], r["loss"]) for r in steps],
         "validation": [(r["step"], r["eval_loss"]) for r in evals if "eval_loss" in r]})]
-    names = sorted({k for r in evals for k in r if k.startswith("eval_") and k != "eval_loss"})
+    names = sorted({k for r in evals for k in r
+                    if k.startswith("eval_") and k not in ("eval_loss", *DATA_PROPERTIES)})
     for name in names:
         points = [(r["step"], r[name]) for r in evals if name in r]
         figures.append(_line_plot(output / f"{name}.png", f"Validation {name.removeprefix('eval_')}",
