@@ -20,6 +20,14 @@ import omnitune
 
 pytest_plugins = ["deploy_fixtures", "headless_chromium"]  # tiny artifacts of every task; the browser
 
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread() -> None:
+    """Tiny models gain nothing from intra-op threads and lose much to contention on a shared CPU
+    (two threads spin-waited 60x slower on a busy machine); every test runs on one."""
+    torch.set_num_threads(1)
+
+
 POSITIVE = ["great", "wonderful", "superb", "lovely", "brilliant", "delightful", "moving", "fun"]
 NEGATIVE = ["awful", "boring", "dreadful", "dull", "terrible", "clumsy", "tedious", "weak"]
 EXAMPLES = Path(__file__).parent.parent / "examples"

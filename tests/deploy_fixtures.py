@@ -7,7 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import torch
 from speech_audio import tiny_cnn, train_settings, write_tone_folder, write_transcribed_manifest
 from vision_fixtures import write_image_folder
 
@@ -15,12 +14,6 @@ import omnitune
 from omnitune.export import Tolerances, export
 
 from conftest import save_tiny_bert, sentiment_rows, tiny_run, write_csv
-
-
-@pytest.fixture(scope="session", autouse=True)
-def one_torch_thread() -> None:
-    """Tiny models gain nothing from intra-op threads and lose much to contention on a shared CPU."""
-    torch.set_num_threads(1)
 
 
 def _train(root: Path, run: dict) -> Path:

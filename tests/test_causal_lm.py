@@ -17,15 +17,6 @@ import omnitune
 from omnitune.errors import DataError
 
 
-@pytest.fixture(autouse=True)
-def one_thread():  # noqa: ANN201
-    """Tiny models run fastest on one thread; two spin-wait on a busy shared machine (60x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))

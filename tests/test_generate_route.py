@@ -12,7 +12,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import torch
 from fastapi.testclient import TestClient
 from lm_fixtures import lm_run, save_tiny_llama, write_capitals
 from test_serve import _free_port
@@ -24,14 +23,9 @@ from omnitune.serving.app import ServeSettings, create_app
 @pytest.fixture(scope="module")
 def lm_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("generate")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        run = lm_run(save_tiny_llama(root / "tiny"), write_capitals(root / "capitals.jsonl"), root / "run",
-                     max_steps=2)
-        return omnitune.finetune(run).artifact
-    finally:
-        torch.set_num_threads(threads)
+    run = lm_run(save_tiny_llama(root / "tiny"), write_capitals(root / "capitals.jsonl"), root / "run",
+                 max_steps=2)
+    return omnitune.finetune(run).artifact
 
 
 @pytest.fixture(scope="module")

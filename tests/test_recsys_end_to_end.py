@@ -9,7 +9,6 @@ import random
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,15 +24,6 @@ from conftest import FILLER, NEGATIVE, POSITIVE, write_csv
 
 GENRE_WORDS = (POSITIVE, NEGATIVE, FILLER)
 ITEMS_PER_GENRE = 40
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    """Small models gain nothing from intra-op threads and lose much to contention on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def genre_of(item: int) -> int:

@@ -5,7 +5,6 @@ item pairs (LightGCN and ItemKNN rank the partner of a user's item first)."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,14 +22,6 @@ SOURCES = 20  # after a random item a<i> always comes b<NEXT[i]>
 
 def next_of(source: int) -> int:
     return (7 * source + 3) % SOURCES
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
