@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ def write_tone_folder(root: Path, per_class: int = 24) -> Path:
     for label, frequency in TONES.items():
         (root / label).mkdir(parents=True, exist_ok=True)
         for index in range(per_class):
-            seed = hash((label, index)) % 2**32
+            seed = zlib.crc32(f"{label}/{index}".encode())  # hash() of a str changes per process
             soundfile.write(root / label / f"spk{index % 8}_{index}.wav",
                             tone(frequency * (1 + 0.05 * (index % 5)), 0.5, seed), RATE)
     return root
