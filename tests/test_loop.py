@@ -4,6 +4,7 @@ optimizer groups, freezing, early stopping and loop hooks."""
 from __future__ import annotations
 
 import itertools
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -221,12 +222,71 @@ def test_layer_decay_scales_backbone_lrs_by_depth(tiny_bert: Path) -> None:
         build_optimizer(Regression(), train_config(layer_decay=0.5))
 
 
-def test_resume_with_a_larger_step_budget_trains_to_the_new_budget(tmp_path: Path) -> None:
+@pytest.mark.parametrize("schedule", ["linear", "one-cycle"])
+def test_resume_with_a_larger_step_budget_trains_to_the_new_budget(schedule: str, tmp_path: Path) -> None:
     def run(max_steps: int, resume: bool) -> int:
         result = fit(RegressionTask(), regression_data(),
-                     train_config(batch_size=10, max_steps=max_steps, checkpoint_every=2),
+                     train_config(batch_size=10, max_steps=max_steps, checkpoint_every=2, schedule=schedule,
+                                  warmup_ratio=0.3),
                      tmp_path, {}, resume=resume)
         return result.state.step
 
     assert run(max_steps=4, resume=False) == 4
     assert run(max_steps=7, resume=True) == 7  # not stopped at the checkpoint's 4
+
+
+def test_one_cycle_follows_torch_one_cycle_lr_and_cycles_adam_beta1(tmp_path: Path) -> None:
+    lrs: list[float] = []
+    betas: list[float] = []
+
+    class Record:
+        @omnitune.hookimpl
+        def on_step_end(self, state: Any, logs: dict[str, float]) -> None:
+            lrs.append(logs["lr"])
+
+    task = RegressionTask()
+    original_step = torch.optim.AdamW.step
+
+    def recording_step(self: torch.optim.AdamW, *args: Any, **kwargs: Any) -> Any:
+        betas.append(self.param_groups[0]["betas"][0])
+        return original_step(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.optim.AdamW, "step", recording_step)
+        settings = train_config(lr=1.0, warmup_ratio=0.3, schedule="one-cycle", max_steps=10, batch_size=4)
+        fit(task, regression_data(), settings, tmp_path, {}, callbacks=[Record()])
+    reference = torch.optim.lr_scheduler.OneCycleLR(torch.optim.AdamW([nn.Parameter(torch.zeros(1))], lr=1.0),
+                                                    max_lr=1.0, total_steps=10, pct_start=0.3)
+    expected = []
+    for _ in range(10):
+        reference.optimizer.step()
+        reference.step()
+        expected.append(reference.get_last_lr()[0])
+    assert lrs == pytest.approx(expected)
+    assert max(lrs) == pytest.approx(1.0) and lrs[-2] < 1e-3  # the last is logged after the last step
+    assert betas[0] == pytest.approx(0.95) and min(betas) == pytest.approx(0.85, abs=0.01)
+
+
+def test_a_one_cycle_run_resumed_from_a_checkpoint_ends_with_identical_weights(tmp_path: Path) -> None:
+    steps: list[int] = []
+
+    class Count:
+        @omnitune.hookimpl
+        def on_step_end(self, state: Any, logs: dict[str, float]) -> None:
+            steps.append(state.step)
+
+    def run(folder: str, resume: bool = False) -> dict[str, torch.Tensor]:
+        task = RegressionTask()
+        fit(task, regression_data(), train_config(schedule="one-cycle", warmup_ratio=0.3, max_steps=8,
+                                                  batch_size=4, checkpoint_every=2, keep_checkpoints=4),
+            tmp_path / folder, {}, resume=resume, callbacks=[Count()])
+        return weights(task.model)
+
+    straight = run("straight")
+    resumed_dir = tmp_path / "resumed" / "checkpoints"
+    shutil.copytree(tmp_path / "straight" / "checkpoints" / "step-00000004", resumed_dir / "step-00000004")
+    (resumed_dir / "latest").write_text("step-00000004\n")  # as if killed after step 4's checkpoint
+    steps.clear()
+    resumed = run("resumed", resume=True)
+    assert steps == [5, 6, 7, 8]
+    assert all(torch.equal(resumed[k], straight[k]) for k in straight)

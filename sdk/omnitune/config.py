@@ -97,7 +97,10 @@ class TrainConfig(BaseModel):
     head_lr: float | None = Field(None, gt=0, description="Learning rate of the head; default lr.")
     weight_decay: float = Field(0.01, ge=0, description="AdamW decay; never on norms or biases.")
     warmup_ratio: float = Field(0.06, ge=0, lt=1, description="Fraction of steps warming up.")
-    schedule: Literal["constant", "linear", "cosine"] = Field("linear", description="LR decay.")
+    schedule: Literal["constant", "linear", "cosine", "one-cycle"] = Field(
+        "linear", description="LR decay after a linear warm-up; one-cycle: torch's OneCycleLR (cosine "
+        "warm-up from lr/25 over warmup_ratio, cosine down to lr/25e4, Adam's beta1 cycled 0.95-0.85-0.95)."
+    )
     max_grad_norm: float | None = Field(1.0, gt=0, description="Clip gradients; null: no clip.")
     strategy: Literal["full", "freeze-backbone", "freeze-then-unfreeze", "lora"] = Field(
         "full", description="What trains: everything, the head alone, the head first, or LoRA adapters."

@@ -321,7 +321,7 @@ class _Fit:
         self.runtime.check_layout(latest, training_state)
         self.runtime.load_full_weights(self.model, weights, latest)
         self.runtime.load_optimizer_state(self.model, self.optimizer, training_state["optimizer"])
-        self.scheduler.load_state_dict(training_state["scheduler"])
+        load_scheduler_state(self.scheduler, training_state["scheduler"])
         self.scaler.load_state_dict(training_state["scaler"])
         set_rng_state(training_state["rng"][self.runtime.rank])
         configured_total = self.state.total_steps
@@ -525,8 +525,13 @@ def build_optimizer(model: nn.Module, train: TrainConfig, *, fused: bool = False
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, train: TrainConfig,
-                    total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warmup over ``warmup_ratio`` of the steps, then constant, linear or cosine decay."""
+                    total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """Linear warmup over ``warmup_ratio`` of the steps, then constant, linear or cosine decay;
+    or torch's one-cycle policy, peaking at each group's learning rate."""
+    if train.schedule == "one-cycle":
+        peaks = [group["lr"] for group in optimizer.param_groups]
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peaks, total_steps=total_steps,
+                                                   pct_start=train.warmup_ratio)
     warmup = int(total_steps * train.warmup_ratio)
 
     def factor(step: int) -> float:
@@ -540,6 +545,13 @@ def build_scheduler(optimizer: torch.optim.Optimizer, train: TrainConfig,
         return 1.0
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def load_scheduler_state(scheduler: torch.optim.lr_scheduler.LRScheduler, state: dict[str, Any]) -> None:
+    """Restore a scheduler's position, keeping what the configured total decides (one-cycle's
+    phase ends), so a resumed run with another ``max_steps`` follows the new total."""
+    configured = ("total_steps", "_schedule_phases")
+    scheduler.load_state_dict({k: v for k, v in state.items() if k not in configured})
 
 
 def _check_settings(train: TrainConfig, task: Task, monitor: str, metric_fns: dict[str, Metric]) -> None:
