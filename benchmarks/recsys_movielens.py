@@ -5,7 +5,11 @@ counts, leave-last-out by time, each user's held-out movie ranked against the wh
 with the earlier movies masked. Models: popularity, ItemKNN, MF-BPR, MF with a full softmax,
 two-tower (frozen MiniLM item text), LightGCN, SASRec, GRU4Rec. With ``--recbole-python`` (a scratch venv
 made by recbole_venv.sh, never the project's), RecBole 1.2.1's own models run in the same session,
-one subprocess each, through the peer script recbole_movielens.py.
+one subprocess each, through the peer script recbole_movielens.py, and omnitune's models train on
+RecBole's own split (``--split recbole``, the default then): recbole_split_dump.py writes the
+interactions in the order RecBole splits them, read by ``interactions-file``. Without it (or with
+``--split omnitune``) omnitune's ``movielens-100k`` splits by the exact timestamps: 4 users' test
+items differ, because RecBole stores timestamps as float32 and events seconds apart tie.
 ``threshold`` protocol: ratings of 4 and 5 are positives, at least 5 per user; popularity, MF-BPR,
 two-tower, then cold start (10% of items removed from training, ranked by the two-tower model).
 
@@ -33,8 +37,10 @@ from typing import Any
 import torch
 
 import omnitune
-from omnitune_recsys.datasets import movielens_100k
-from omnitune_recsys.plugin import MovieLens100kConfig
+from omnitune.assets import resolve
+from omnitune.data import Splits
+from omnitune_recsys.datasets import MOVIELENS_100K, interactions_file, movielens_100k
+from omnitune_recsys.plugin import InteractionsFileConfig, MovieLens100kConfig
 from omnitune_recsys.ranking import (
     ScoreFn,
     evaluate_scores,
@@ -46,6 +52,7 @@ from omnitune_recsys.splits import EvalUser
 
 REPORTED = ("recall_at_10", "ndcg_at_10", "mrr_at_10", "hitrate_at_10")
 RECBOLE_PROTOCOL = {"rating_threshold": None, "min_user_interactions": 1, "user_feature_columns": []}
+MOVIELENS = {"name": "movielens-100k"}
 # Chosen on the validation split (ndcg@10) only; see the README for what was tried. On RecBole's
 # protocol: full softmax beat BPR for MF and LightGCN, and both peaked within 15 epochs. MF-BPR:
 # 4 negatives per positive, batch 2,048, peaked at epoch 15 of 30 (validation 0.0672; 0.0666 at
@@ -54,7 +61,8 @@ MF_LR, TWO_TOWER_LR = 1e-2, 5e-3
 MF_BPR = {"lr": 1e-2, "epochs": 30, "batch_size": 2048, "task": {"num_negatives": 4},
           "train": {"early_stopping_patience": 10}}
 GRU4REC = {"lr": 3e-3, "epochs": 20}
-ITEM_KNN = {"neighbours": 300, "shrink": 0.0}
+ITEM_KNN = {"neighbours": 300, "shrink": 0.0}  # best validation NDCG@10 of k 20-500 x shrink 0/10/50
+RECBOLE_ITEM_KNN = {"neighbours": 100, "shrink": 0.0}  # RecBole's defaults: the like-for-like row
 COLD_FRACTION = 0.1
 TWO_TOWER = {"name": "two-tower", "dim": 64, "user_features": False}  # the README figures use none
 RECBOLE_RUNS = {"Pop": "popularity", "ItemKNN": "item-knn", "BPR": "mf-bpr", "LightGCN": "lightgcn",
@@ -73,6 +81,9 @@ def main() -> None:
     parser.add_argument("--recbole-sasrec-epochs", type=int, default=5,
                         help="RecBole's SASRec epochs (it needs minutes per epoch on 2 cores)")
     parser.add_argument("--recbole-gru4rec-epochs", type=int, default=20, help="RecBole's GRU4Rec epochs")
+    parser.add_argument("--split", choices=("omnitune", "recbole"),
+                        help="whose split of RecBole's protocol omnitune trains on (default: RecBole's "
+                        "when --recbole-python is given)")
     parser.add_argument("--models", nargs="*", help="omnitune models on RecBole's protocol (default: all)")
     parser.add_argument("--recbole-timeout", type=float, default=1800, help="seconds per RecBole model")
     parser.add_argument("--epochs", type=int, default=30)
@@ -81,6 +92,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.recbole_python and not args.recbole_script:
         parser.error("--recbole-python needs --recbole-script (the peer script recbole_movielens.py)")
+    args.split = args.split or ("recbole" if args.recbole_python else "omnitune")
+    if args.split == "recbole" and not args.recbole_python:
+        parser.error("--split recbole needs --recbole-python (RecBole itself writes its split)")
     torch.set_num_threads(args.threads)
     results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count()}
     if args.protocol in ("recbole", "both"):
@@ -101,15 +115,18 @@ def main() -> None:
 
 def recbole_protocol(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     """Every omnitune model on RecBole's protocol, then (if asked) RecBole's own."""
-    splits = movielens_100k(MovieLens100kConfig(**RECBOLE_PROTOCOL))
+    dataset = recbole_split(args.recbole_python, out) if args.split == "recbole" else {
+        "name": "movielens-100k", **RECBOLE_PROTOCOL}
+    splits = load_splits(dataset)
     num_items = len(splits.info["items"])
-    dataset = RECBOLE_PROTOCOL
     train_items, mf = splits.info["train_items"], {"name": "mf", "dim": 64}
     softmax = {"loss": "full-softmax"}
     runs: dict[str, Callable[[], dict[str, float]]] = {
         "popularity": lambda: baseline(popularity_scores(splits.info["popularity"]), splits.test, num_items),
-        "item-knn": lambda: baseline(item_knn_scores(train_items, num_items, **ITEM_KNN), splits.test,
-                                     num_items),
+        "item-knn": lambda: baseline(item_knn_scores(train_items, num_items, **RECBOLE_ITEM_KNN),
+                                     splits.test, num_items),
+        "item-knn-tuned": lambda: baseline(item_knn_scores(train_items, num_items, **ITEM_KNN), splits.test,
+                                           num_items),
         "mf-bpr": lambda: train(mf, MF_BPR["task"], dataset, MF_BPR["lr"], MF_BPR["epochs"], out / "mf",
                                 batch_size=MF_BPR["batch_size"], **MF_BPR["train"]),
         "mf-softmax": lambda: train(mf, softmax, dataset, MF_LR, 15, out / "mf-softmax"),
@@ -121,7 +138,8 @@ def recbole_protocol(args: argparse.Namespace, out: Path) -> dict[str, Any]:
                                  out / "gru4rec", batch_size=2048),
     }
     rows = {name: run() for name, run in runs.items() if args.models is None or name in args.models}
-    result: dict[str, Any] = {"dataset": {"users": len(splits.info["users"]), "items": num_items,
+    result: dict[str, Any] = {"dataset": {"split": args.split, "users": len(splits.info["users"]),
+                                          "items": num_items,
                                           "train_pairs": len(splits.train), "test_users": len(splits.test)},
                               "omnitune": rows}
     if args.recbole_python:
@@ -135,14 +153,35 @@ def threshold_protocol(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     num_items = len(splits.info["items"])
     warm = {"popularity": timed(lambda: evaluate_scores(popularity_scores(splits.info["popularity"]),
                                                         splits.test, num_items)),
-            "mf-bpr": train({"name": "mf", "dim": 64}, {}, {}, MF_LR, args.epochs, out / "mf"),
-            "two-tower": train(TWO_TOWER, {}, {}, TWO_TOWER_LR, args.epochs, out / "two-tower")}
+            "mf-bpr": train({"name": "mf", "dim": 64}, {}, MOVIELENS, MF_LR, args.epochs, out / "mf"),
+            "two-tower": train(TWO_TOWER, {}, MOVIELENS, TWO_TOWER_LR, args.epochs, out / "two-tower")}
     cold_options = {"cold_item_fraction": COLD_FRACTION}
     cold = movielens_100k(MovieLens100kConfig(**cold_options))
     cold_rows = {"random": timed(lambda: evaluate_scores(random_scores(num_items), cold.test, num_items)),
-                 "two-tower": train(TWO_TOWER, {}, cold_options, TWO_TOWER_LR, args.epochs, out / "cold")}
+                 "two-tower": train(TWO_TOWER, {}, MOVIELENS | cold_options, TWO_TOWER_LR, args.epochs,
+                                    out / "cold")}
     return {"warm": warm, "cold": cold_rows,
             "cold_setup": {"cold_items": len(cold.info["cold_items"]), "test_users": len(cold.test)}}
+
+
+def recbole_split(recbole_python: str, out: Path) -> dict[str, Any]:
+    """An ``interactions-file`` dataset holding MovieLens 100k in RecBole's split order, which
+    recbole_split_dump.py writes with RecBole's python; item texts from the same wheel's file."""
+    out.mkdir(parents=True, exist_ok=True)
+    order = (out / "recbole-order.csv").resolve()
+    subprocess.run([recbole_python, str(Path(__file__).with_name("recbole_split_dump.py")), str(order)],
+                   check=True, capture_output=True, cwd=out)
+    return {"name": "interactions-file", "interactions": str(order),
+            "items": str(resolve(MOVIELENS_100K) / "ml-100k.item"),
+            "item_text_columns": ["movie_title", "class"], **RECBOLE_PROTOCOL}
+
+
+def load_splits(dataset: dict[str, Any]) -> Splits:
+    """The splits a run config's ``dataset`` section names (one of the two used here)."""
+    options = {key: value for key, value in dataset.items() if key != "name"}
+    if dataset["name"] == "movielens-100k":
+        return movielens_100k(MovieLens100kConfig(**options))
+    return interactions_file(InteractionsFileConfig(**options))
 
 
 def baseline(score_fn: ScoreFn, examples: list[EvalUser], num_items: int) -> dict[str, float]:
@@ -163,7 +202,7 @@ def train(backbone: dict[str, Any], task: dict[str, Any], dataset: dict[str, Any
     def fit() -> dict[str, float]:
         result = omnitune.finetune(
             task={"name": "recommendation", "loss": "bpr", **task}, backbone=backbone,
-            dataset={"name": "movielens-100k", **dataset}, output_dir=str(output_dir), overwrite=True,
+            dataset=dataset, output_dir=str(output_dir), overwrite=True,
             epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=0.0, warmup_ratio=0.0, progress=False,
             **options,
         )
