@@ -6,7 +6,8 @@ Two child processes run side by side on the same data (the main job's Rotten Tom
 training set subsampled to ``--train-samples``, validation and test to ``--eval-samples``):
 ``omnitune.tune`` over lr, head_lr, warmup_ratio and epochs with the median pruner, and the same
 search (same sampler seed) without pruning. Trial 0 of each is the default config (enqueued), so
-the best validation accuracy is compared with the default's on the same data. The search chooses
+the best validation accuracy is compared with the default's on the same data. ``--prune-after
+STEPS`` keeps the pruner off until that step. The search chooses
 on validation accuracy only (trials skip the test split); the best artifact is evaluated on the
 test split once. Each child reports its own CPU time (user + sys). Studies live in ``--workdir``,
 so a run that is stopped can be continued with the same command. Prints a table, then a JSON
@@ -61,8 +62,8 @@ def run_search(args: argparse.Namespace, folder: Path, pruner: str) -> dict:
     if not study.trials:
         study.enqueue_trial(default_params(), user_attrs={"default": True})
     result = omnitune.tune(None, SPACE, trials=args.trials, pruner=pruner, startup_trials=3,
-                           seed=args.seed, output_dir=folder, storage=storage, study="main",
-                           resume=True, overrides=base_overrides(args))
+                           prune_after=args.prune_after, seed=args.seed, output_dir=folder,
+                           storage=storage, study="main", resume=True, overrides=base_overrides(args))
     rows = json.loads(result.files["trials"].read_text())
     default = optuna.load_study(study_name="main", storage=storage).trials[0]
     test = omnitune.evaluate(result.best_artifact, split="test")["test_accuracy"]
@@ -88,7 +89,7 @@ def child(args: argparse.Namespace) -> None:
 
 def parent(args: argparse.Namespace) -> None:
     passed = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
-              if k in ("train_samples", "eval_samples", "trials", "eval_every", "seed")]
+              if k in ("train_samples", "eval_samples", "trials", "eval_every", "seed", "prune_after")]
     children = {part: subprocess.Popen(
         [sys.executable, __file__, "--part", part, "--folder", f"{args.workdir}/{part}", *passed],
         stdout=subprocess.PIPE, text=True) for part in ("median", "none")}
@@ -114,6 +115,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--eval-every", type=int, default=5, help="steps between validation passes")
     parser.add_argument("--seed", type=int, default=0, help="seed of the TPE sampler")
+    parser.add_argument("--prune-after", type=int, default=0,
+                        help="no pruning before this step (10 = after the first epoch at the defaults)")
     parser.add_argument("--workdir", default="runs/tune-main", help="studies and the best artifacts")
     parser.add_argument("--part", choices=["median", "none"], help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
