@@ -2,10 +2,10 @@
 the small CNN distilled from the fine-tuned GE2E model against the same CNN trained alone.
 
     python benchmarks/speech_keywords_distill.py [--manifest PATH] [--output-dir DIR] \\
-        [--temperature 2] [--alpha 0.5] [--reuse]
+        [--temperature 2] [--alpha 0.5] [--epochs 10] [--reuse]
 
 The teacher is benchmarks/speech_keywords.py's GE2E run (pretrained encoder frozen, linear head
-fine-tuned, 10 epochs); the students are its 10-epoch speech-cnn run, alone and with
+fine-tuned, 10 epochs); the students are its speech-cnn run (``--epochs``, 10 there), alone and with
 ``train.distill`` from the teacher's artifact (logits cached). Both backbones take the same 16 kHz,
 1-second waveforms and apply their own front ends inside the model (GE2E: 40 power-mel bands,
 volume raised to -30 dBFS; the CNN: normalised log-mels), so the teacher scores exactly the clips
@@ -49,10 +49,11 @@ def train(run: dict[str, Any], output_dir: Path, reuse: bool) -> dict[str, Any]:
             **costs, "artifact": str(artifact)}
 
 
-def with_settings(name: str, data: dict[str, Any], distill: dict[str, Any] | None = None) -> dict[str, Any]:
+def with_settings(name: str, data: dict[str, Any], distill: dict[str, Any] | None = None,
+                  epochs: int | None = None) -> dict[str, Any]:
     run = RUNS[name]
-    return {**run, "dataset": data,
-            "train": {**run["train"], "progress": False, "seed": 0, "distill": distill}}
+    train = {**run["train"], "progress": False, "seed": 0, "distill": distill}
+    return {**run, "dataset": data, "train": train | ({"epochs": epochs} if epochs else {})}
 
 
 def main() -> None:
@@ -61,26 +62,27 @@ def main() -> None:
     parser.add_argument("--output-dir", type=Path, default=Path("runs/speech-kws-distill"))
     parser.add_argument("--temperature", type=float, default=2.0)
     parser.add_argument("--alpha", type=float, default=0.5)
+    parser.add_argument("--epochs", type=int, default=10, help="the students' epochs")
     parser.add_argument("--reuse", action="store_true", help="read runs already under --output-dir")
     args = parser.parse_args()
     data = dataset(args.manifest, "label")
-    out = args.output_dir
+    out, suffix = args.output_dir, "" if args.epochs == 10 else f"-{args.epochs}ep"
     teacher = train(with_settings(TEACHER, data), out / "teacher-ge2e", args.reuse)
     distill = {"teacher": teacher["artifact"], "temperature": args.temperature, "alpha": args.alpha,
                "cache_logits": True}
     results = {"teacher: " + TEACHER: teacher,
-               "student alone: " + STUDENT: train(with_settings(STUDENT, data), out / "cnn-alone",
-                                                  args.reuse),
+               "student alone: " + STUDENT: train(with_settings(STUDENT, data, epochs=args.epochs),
+                                                  out / f"cnn-alone{suffix}", args.reuse),
                "student distilled: " + STUDENT: train(
-                   with_settings(STUDENT, data, distill),
-                   out / f"cnn-distilled-T{args.temperature:g}-a{args.alpha:g}", args.reuse)}
+                   with_settings(STUDENT, data, distill, args.epochs),
+                   out / f"cnn-distilled-T{args.temperature:g}-a{args.alpha:g}{suffix}", args.reuse)}
     print_table(("model (test voices never heard in training)", "test accuracy", "test macro-F1",
                  "validation accuracy", "parameters", "train wall s", "train CPU s"),
                 [(name, r["test_accuracy"], r["test_macro_f1"], r["eval_accuracy"], f"{r['parameters']:,}",
                   r.get("train_wall_s", "reused"), r.get("train_cpu_s", "reused"))
                  for name, r in results.items()])
     print(json.dumps({"benchmark": "speech_keywords_distill", "temperature": args.temperature,
-                      "alpha": args.alpha, "results": results}))
+                      "alpha": args.alpha, "student_epochs": args.epochs, "results": results}))
 
 
 if __name__ == "__main__":
