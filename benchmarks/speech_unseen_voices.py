@@ -5,6 +5,14 @@ espeak-ng and its libraries come from pinned Debian packages (``apt-get download
 unpacked with ``dpkg-deb -x``, never installed). speech-commands-synth used the accents en-029,
 en-gb, en-gb-scotland, en-gb-x-rp and en-us, the variants m1-m4, f1-f3, Alex, Annie and david, and
 the speeds 140 and 180; these sets use none of them. Synthetic speech, not human recordings.
+
+Two sets, disjoint in accent and voice from the corpus and from each other:
+
+- ``test``: the three English accents espeak-ng has beyond the corpus's five (Lancaster, West
+  Midlands, New York City), variants m5-m7, f4, f5; scored once, for the chosen recipe only.
+- ``dev``: for choosing recipes. espeak-ng has no English accent left, so it is the English words
+  read with German, Dutch and Welsh letter-to-sound rules and phonemes (foreign-accented English),
+  variants m8, adam, edward, linda, steph.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import itertools
 import os
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,14 +35,29 @@ from omnitune_speech.augment import coloured_noise
 from omnitune_vision.debian import DebianAsset, resolve_deb
 
 WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
-ACCENTS = ("en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc")  # Lancaster, West Midlands, New York City
-VARIANTS = ("m5", "m6", "m7", "f4", "f5")
-SPEEDS = (155, 170)
 SNR_DB = (5.0, 20.0)
 NOISE_COLOURS = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # power falls as 1 / f**exponent
 RATE = 16000
-SEED = 20
-VERSION = "v1"  # bump when the recipe of the sets changes: it names the cache entry
+
+
+@dataclass(frozen=True)
+class VoiceSet:
+    """Every word in every accent, variant and speed; ``cache_name`` names the cache entry (bump its
+    version when the recipe changes)."""
+
+    cache_name: str
+    accents: tuple[str, ...]
+    variants: tuple[str, ...]
+    speeds: tuple[int, ...]
+    seed: int
+
+
+VOICE_SETS = {
+    "test": VoiceSet("unseen-accents-v1", ("en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc"),
+                     ("m5", "m6", "m7", "f4", "f5"), (155, 170), seed=20),
+    "dev": VoiceSet("dev-accents-v1", ("de", "nl", "cy"),
+                    ("m8", "adam", "edward", "linda", "steph"), (150, 175), seed=21),
+}
 
 LIBS = "usr/lib/x86_64-linux-gnu"
 ESPEAK = (
@@ -50,19 +74,23 @@ ESPEAK = (
 )
 
 
-def unseen_voice_sets() -> dict[str, Path]:
-    """``{"clean": manifest.csv, "noisy": manifest.csv}`` of the same 300 utterances."""
-    entry = fetch_once(cache_dir() / "speech-robust" / f"unseen-accents-{VERSION}", _write_sets)
+def unseen_voice_sets(which: str = "test") -> dict[str, Path]:
+    """``{"clean": manifest.csv, "noisy": manifest.csv}`` of the same 300 utterances of set ``which``
+    (a key of ``VOICE_SETS``)."""
+    voice_set = VOICE_SETS[which]
+    entry = fetch_once(cache_dir() / "speech-robust" / voice_set.cache_name,
+                       lambda staging: _write_sets(staging, voice_set))
     return {name: entry / name / "manifest.csv" for name in ("clean", "noisy")}
 
 
-def _write_sets(staging: Path) -> None:
+def _write_sets(staging: Path, voice_set: VoiceSet) -> None:
     speak = _espeak_command()
-    rng = np.random.default_rng(SEED)
-    torch.manual_seed(SEED)
+    rng = np.random.default_rng(voice_set.seed)
+    torch.manual_seed(voice_set.seed)
     rows: dict[str, list[dict[str, object]]] = {"clean": [], "noisy": []}
+    combinations = itertools.product(WORDS, voice_set.accents, voice_set.variants, voice_set.speeds)
     with tempfile.TemporaryDirectory(prefix="omnitune-espeak-") as scratch:
-        for word, accent, variant, speed in itertools.product(WORDS, ACCENTS, VARIANTS, SPEEDS):
+        for word, accent, variant, speed in combinations:
             clean = _placed(_synthesise(speak, word, accent, variant, speed, Path(scratch)), rng)
             colour = str(rng.choice(list(NOISE_COLOURS)))
             snr = float(rng.uniform(*SNR_DB))

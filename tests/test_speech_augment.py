@@ -1,4 +1,4 @@
-"""The default waveform augmentation: speed, gain, coloured noise at the asked SNR."""
+"""The default augmentation: speed, gain, coloured noise at the asked SNR, mel-axis stretch."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import torch
 from pydantic import ValidationError
 
 from omnitune_speech.augment import WaveAugment, change_speed, coloured_noise
-from omnitune_speech.plugin import AudioClassificationConfig, WaveAugmentOptions
+from omnitune_speech.frontend import SpecAugment, stretch_bands
+from omnitune_speech.plugin import AudioClassificationConfig, SpecAugmentOptions, WaveAugmentOptions
 
 RATE = 16000
 
@@ -53,3 +54,25 @@ def test_augmentation_is_on_by_default_and_bad_ranges_are_named() -> None:
         WaveAugmentOptions(noise_snr_db=(20, 5))
     with pytest.raises(ValidationError, match="speeds: expected factors between 0.5 and 2"):
         WaveAugmentOptions(speeds=(0.1,))
+
+
+def test_mel_stretch_moves_a_formant_by_the_factor_and_keeps_time() -> None:
+    features = torch.zeros(3, 40, 5)
+    features[:, 10, :] = 1.0  # one "formant" at band 10 in every frame
+    stretched = stretch_bands(features, torch.tensor([1.0, 1.2, 0.8]))
+    assert torch.equal(stretched[0], features[0])
+    assert stretched[:, :, 0].argmax(1).tolist() == [10, 12, 8]
+    assert torch.equal(stretched[:, :, 0], stretched[:, :, 4])  # every frame alike: time untouched
+
+
+def test_spec_augment_stretches_in_training_only_and_bounds_the_warp() -> None:
+    torch.manual_seed(0)
+    options = SpecAugmentOptions(freq_masks=0, time_masks=0, mel_warp=0.2)
+    augment = SpecAugment(options)
+    features = torch.zeros(64, 40, 5)
+    features[:, 20, :] = 1.0
+    peaks = augment.train()(features)[:, :, 0].argmax(1)
+    assert peaks.min() >= 16 and peaks.max() <= 24 and len(set(peaks.tolist())) > 3
+    assert torch.equal(augment.eval()(features), features)
+    with pytest.raises(ValidationError, match="mel_warp"):
+        SpecAugmentOptions(mel_warp=0.6)

@@ -51,8 +51,8 @@ def _derived_buffers_not_saved(module: nn.Module) -> None:
 
 
 class SpecAugment(nn.Module):
-    """Random frequency and time masks on ``(B, F, T)`` features, in training only, one draw per
-    example; masked cells take the batch mean."""
+    """Random mel-axis stretch, frequency and time masks on ``(B, F, T)`` features, in training only,
+    one draw per example; masked cells take the batch mean."""
 
     def __init__(self, options: SpecAugmentOptions) -> None:
         super().__init__()
@@ -63,6 +63,10 @@ class SpecAugment(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return features
+        if self.options.mel_warp > 0:
+            warp = self.options.mel_warp
+            factors = torch.empty(features.shape[0], device=features.device).uniform_(1 - warp, 1 + warp)
+            features = stretch_bands(features, factors)
         fill = features.mean().detach()  # a tensor: no GPU-to-CPU sync each step
         masked = features.unsqueeze(1)
         for _ in range(self.options.freq_masks):
@@ -70,6 +74,19 @@ class SpecAugment(nn.Module):
         for _ in range(self.options.time_masks):
             masked = self.time(masked, fill)
         return masked.squeeze(1)
+
+
+def stretch_bands(features: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """``features`` (B, F, T) with example b's band axis stretched by ``factors[b]``: band f takes
+    the (interpolated) value of band f / factor, the top band repeats past the edge."""
+    bands = features.shape[1]
+    source = (torch.arange(bands, device=features.device) / factors.unsqueeze(1)).clamp(max=bands - 1)
+    below = source.floor().long()
+    above = (below + 1).clamp(max=bands - 1)
+    weight = (source - below).unsqueeze(2)
+    low = features.gather(1, below.unsqueeze(2).expand_as(features))
+    high = features.gather(1, above.unsqueeze(2).expand_as(features))
+    return low + (high - low) * weight
 
 
 def frame_mask(frame_lengths: torch.Tensor, frames: int) -> torch.Tensor:

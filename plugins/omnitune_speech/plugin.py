@@ -23,6 +23,11 @@ class SpecAugmentOptions(Options):
     freq_width: int = Field(6, ge=1, description="Widest frequency mask, in mel bands.")
     time_masks: int = Field(2, ge=0, description="Time masks per example (training only).")
     time_width: int = Field(10, ge=1, description="Widest time mask, in frames.")
+    mel_warp: float = Field(
+        0.0, ge=0, lt=0.5, description="Vocal-tract-length perturbation on the mel axis: each example's "
+        "bands stretched by a factor drawn from [1 - mel_warp, 1 + mel_warp] (formants move, timing "
+        "stays); 0: off."
+    )
 
 
 class WaveAugmentOptions(Options):
