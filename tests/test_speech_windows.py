@@ -53,7 +53,7 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
            "backbone": {**tiny_cnn(), "spec_augment": None},
            "dataset": {"name": "audio-folder", "root": str(root), "group_pattern": r"^(spk\d+)_",
                        "validation_fraction": 0.25, "test_fraction": 0.25},
-           "train": train_settings(epochs=8, lr=1e-2, head_lr=1e-2),
+           "train": train_settings(epochs=8, lr=1e-2, head_lr=1e-2, select_by="last"),
            "output_dir": str(tmp_path_factory.mktemp("run"))}
     result = omnitune.finetune(run)
     assert result.metrics["test_accuracy"] >= 0.9, result.metrics

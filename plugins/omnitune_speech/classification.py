@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from omnitune.classification import LabelSet, cross_entropy_step, softmax_evaluation
+from omnitune.classification import LabelSet, TrainingLabels, cross_entropy_step, softmax_evaluation
 from omnitune.errors import ConfigError
 from omnitune.task import StepOutput
 from omnitune_speech.augment import WaveAugment
@@ -45,10 +45,10 @@ def pool(frames: torch.Tensor, frame_lengths: torch.Tensor, how: str) -> torch.T
 
 
 class AudioClassification(SpeechTask):
-    """Softmax over the dataset's labels; cross-entropy; accuracy and macro-F1."""
+    """Softmax over the dataset's labels; cross-entropy weighed per class (``task.class_weights``);
+    accuracy and macro-F1, the latter monitored when the training classes are imbalanced."""
 
     metrics = ("accuracy", "macro_f1")
-    monitor = "accuracy"
     monitor_mode = "max"
 
     def __init__(self, config: AudioClassificationConfig, *, backbone: SpeechBackbone,
@@ -64,8 +64,15 @@ class AudioClassification(SpeechTask):
         if unknown:
             raise ConfigError(f"task.background_labels: {unknown} are not labels of the dataset; "
                               f"expected some of {self.labels}")
+        self.monitor, self.monitor_reason = TrainingLabels.of(data_info).monitor()
+        self.loss_weights: torch.Tensor | None = None  # set by setup_training
         self.model = ClipClassifier(backbone, head(backbone.num_features, len(self.labels)),
                                     WaveAugment(config.augment), config.pooling)
+
+    def setup_training(self, data_info: dict[str, Any]) -> None:
+        """Class weights (``task.class_weights``) from the training split's label counts."""
+        training = TrainingLabels.of(data_info)
+        self.loss_weights = training.loss_weights(self.config.class_weights, self.label_set)
 
     def collate(self, examples: list[Any]) -> dict[str, torch.Tensor]:
         kept, waveforms, lengths = self.decode([e.path for e in examples])
@@ -76,7 +83,8 @@ class AudioClassification(SpeechTask):
         return len(batch["labels"])
 
     def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
-        return cross_entropy_step(model(batch["waveforms"], batch["lengths"]), batch["labels"])
+        return cross_entropy_step(model(batch["waveforms"], batch["lengths"]), batch["labels"],
+                                  weight=self.loss_weights)
 
     def evaluation_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
         out = self.training_step(model, batch)
