@@ -3,8 +3,10 @@ loss, the imbalance-aware monitor, the small-validation warning, and select_by."
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -179,3 +181,18 @@ def test_select_by_train_loss_keeps_the_interval_of_lowest_mean_training_loss(tm
     last = fit(RegressionTask(), data, train_config(epochs=2, batch_size=10, select_by="last"),
                tmp_path / "last", {})
     assert last.metrics["best_step"] == last.metrics["steps"] == 6
+
+
+@pytest.mark.parametrize("kind", ["text", "image"])
+def test_an_artifact_from_before_class_weights_loads_to_predict_without_a_warning(
+        kind: str, request: pytest.FixtureRequest, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Class weights are computed where training starts: building the task to predict reads no
+    label counts, so an artifact whose data_info predates them neither needs them nor warns."""
+    old = shutil.copytree(request.getfixturevalue(f"{kind}_artifact"), tmp_path / "old")
+    info = json.loads((old / "data_info.json").read_text())
+    assert info.pop("train_label_counts") and info.pop("train_size")
+    (old / "data_info.json").write_text(json.dumps(info))
+    with caplog.at_level(logging.INFO, logger="omnitune"):
+        predictor = omnitune.Predictor.load(old)
+    assert predictor.task.loss_weights is None
+    assert "class_weights" not in caplog.text, caplog.text

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from omnitune.classification import LabelSet, cross_entropy_step, softmax_evaluation
+from omnitune.classification import LabelSet, TrainingLabels, cross_entropy_step, softmax_evaluation
 from omnitune.errors import ConfigError
 from omnitune.task import StepOutput
 from omnitune_speech.augment import WaveAugment
@@ -16,7 +17,7 @@ from omnitune_speech.backbone import SpeechBackbone
 from omnitune_speech.frontend import frame_mask
 from omnitune_speech.plugin import AudioClassificationConfig
 from omnitune_speech.speech_task import SpeechTask
-from omnitune_speech.windows import best_windows
+from omnitune_speech.windows import best_windows, hop_samples
 
 
 class ClipClassifier(nn.Module):
@@ -45,10 +46,10 @@ def pool(frames: torch.Tensor, frame_lengths: torch.Tensor, how: str) -> torch.T
 
 
 class AudioClassification(SpeechTask):
-    """Softmax over the dataset's labels; cross-entropy; accuracy and macro-F1."""
+    """Softmax over the dataset's labels; cross-entropy weighed per class (``task.class_weights``);
+    accuracy and macro-F1, the latter monitored when the training classes are imbalanced."""
 
     metrics = ("accuracy", "macro_f1")
-    monitor = "accuracy"
     monitor_mode = "max"
 
     def __init__(self, config: AudioClassificationConfig, *, backbone: SpeechBackbone,
@@ -64,8 +65,15 @@ class AudioClassification(SpeechTask):
         if unknown:
             raise ConfigError(f"task.background_labels: {unknown} are not labels of the dataset; "
                               f"expected some of {self.labels}")
+        self.monitor, self.monitor_reason = TrainingLabels.of(data_info).monitor()
+        self.loss_weights: torch.Tensor | None = None  # set by setup_training
         self.model = ClipClassifier(backbone, head(backbone.num_features, len(self.labels)),
                                     WaveAugment(config.augment), config.pooling)
+
+    def setup_training(self, data_info: dict[str, Any]) -> None:
+        """Class weights (``task.class_weights``) from the training split's label counts."""
+        training = TrainingLabels.of(data_info)
+        self.loss_weights = training.loss_weights(self.config.class_weights, self.label_set)
 
     def collate(self, examples: list[Any]) -> dict[str, torch.Tensor]:
         kept, waveforms, lengths = self.decode([e.path for e in examples])
@@ -76,7 +84,8 @@ class AudioClassification(SpeechTask):
         return len(batch["labels"])
 
     def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
-        return cross_entropy_step(model(batch["waveforms"], batch["lengths"]), batch["labels"])
+        return cross_entropy_step(model(batch["waveforms"], batch["lengths"]), batch["labels"],
+                                  weight=self.loss_weights)
 
     def evaluation_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
         out = self.training_step(model, batch)
@@ -89,23 +98,29 @@ class AudioClassification(SpeechTask):
 
     def predict_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
         """Label and probabilities; audio longer than ``clip_seconds`` is scored by sliding windows
-        and the most confident one (not of a background label) reported, with ``window_start_s``,
-        ``window_end_s`` and ``windows``."""
-        def score(waveforms: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-            return model(waveforms, lengths).float().softmax(dim=-1)
-
+        (``omnitune_speech.windows``, shared with the ONNX bundle) and the most confident one (not
+        of a background label) reported, with ``window_start_s``, ``window_end_s`` and ``windows``."""
+        device = batch["waveforms"].device
         if self.clip_samples is None:
-            return self.label_set.predictions(score(batch["waveforms"], batch["lengths"]))
-        hop = max(1, round(self.config.window_hop_seconds * self.sample_rate))
-        background = torch.tensor([name in self.config.background_labels for name in self.labels])
-        best = best_windows(score, batch["waveforms"], batch["lengths"], self.clip_samples, hop, background)
-        predictions = self.label_set.predictions(torch.stack([b.scores for b in best]))
-        for prediction, window in zip(predictions, best, strict=True):
-            if window.windows > 1:
-                prediction |= {"window_start_s": window.start / self.sample_rate,
-                               "window_end_s": (window.start + window.length) / self.sample_rate,
-                               "windows": window.windows}
-        return predictions
+            return self.label_set.predictions(model(batch["waveforms"], batch["lengths"]).float().softmax(-1))
+
+        def score(waveforms: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+            inputs = torch.from_numpy(waveforms).to(device), torch.from_numpy(lengths).to(device)
+            return model(*inputs).float().softmax(dim=-1).cpu().numpy()
+
+        hop = hop_samples(self.config.window_hop_seconds, self.sample_rate)
+        best = best_windows(score, batch["waveforms"].cpu().numpy(), batch["lengths"].tolist(),
+                            self.clip_samples, hop, self.background)
+        predictions = self.label_set.predictions(torch.from_numpy(np.stack([b.scores for b in best])))
+        return [prediction | window.fields(self.sample_rate)
+                for prediction, window in zip(predictions, best, strict=True)]
 
     def preprocessing(self) -> dict[str, Any]:
-        return {**super().preprocessing(), "pooling": self.config.pooling, "labels": self.labels}
+        return {**super().preprocessing(), "pooling": self.config.pooling, "labels": self.labels,
+                "window_hop_seconds": self.config.window_hop_seconds,
+                "background_labels": list(self.config.background_labels)}
+
+    @property
+    def background(self) -> list[bool]:
+        """Per label, whether it is one of ``task.background_labels``."""
+        return [name in self.config.background_labels for name in self.labels]

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from omnitune import hookimpl
-from omnitune.options import Options, SplitFractions
+from omnitune.options import ClassificationOptions, Options, SplitFractions
 from omnitune.registry import RegisterCallback
 
 OMNITUNE_API_VERSION = 1
@@ -130,7 +130,7 @@ class TransformersAudioConfig(Options):
 # -- tasks ------------------------------------------------------------------------------------
 
 
-class AudioClassificationConfig(Options):
+class AudioClassificationConfig(ClassificationOptions):
     clip_seconds: float | None = Field(
         1.0, gt=0, description="Crop or zero-pad every clip to this length; null: pad to the longest."
     )

@@ -1,6 +1,6 @@
 """Torch-free audio preprocessing for an exported bundle: decode with soundfile, resample with a
-numpy port of torchaudio's windowed-sinc resampler, crop or pad, batch; greedy CTC decoding.
-The spectral front end is inside the graph."""
+numpy port of torchaudio's windowed-sinc resampler, crop or pad, batch; sliding windows over long
+audio; greedy CTC decoding. The spectral front end is inside the graph."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import numpy as np
 from omnitune.errors import DataError
 from omnitune.serving.processor import ClassificationProcessor, Feeds, RunGraph
 from omnitune_speech.decode import AudioChecks, BadAudio, decode_mono
+from omnitune_speech.windows import best_windows, hop_samples
 
 
 def resample(waveform: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
@@ -50,12 +51,14 @@ class AudioBatcher:
         clip = preprocessing.get("clip_seconds")
         self.clip_samples = round(clip * self.sample_rate) if clip else None
 
-    def __call__(self, inputs: Sequence[Any]) -> Feeds:
+    def __call__(self, inputs: Sequence[Any], whole: bool = False) -> Feeds:
+        """``whole`` keeps audio longer than ``clip_seconds`` whole instead of cropping its middle
+        (for windows at prediction time); shorter audio is zero-padded to ``clip_seconds``."""
         clips = [self._read(item, index) for index, item in enumerate(inputs)]
         lengths = [len(clip) for clip in clips]
         if self.clip_samples is not None:
-            lengths = [min(n, self.clip_samples) for n in lengths]
-            clips = [_crop_or_pad(clip, self.clip_samples) for clip in clips]
+            fitted = [_fit_clip(clip, self.clip_samples, whole) for clip in clips]
+            clips, lengths = [clip for clip, _ in fitted], [length for _, length in fitted]
         waveforms = np.zeros((len(clips), max(len(c) for c in clips)), dtype=np.float32)
         for row, clip in enumerate(clips):
             waveforms[row, :len(clip)] = clip
@@ -75,6 +78,14 @@ class AudioBatcher:
         return resample(data, rate, self.sample_rate)
 
 
+def _fit_clip(waveform: np.ndarray, samples: int, whole: bool) -> tuple[np.ndarray, int]:
+    """The clip as the task holds it and how many of its samples are audio: cropped to its
+    middle ``samples`` or zero-padded to them; with ``whole``, longer audio is kept whole."""
+    if whole and len(waveform) > samples:
+        return waveform, len(waveform)
+    return _crop_or_pad(waveform, samples), min(len(waveform), samples)
+
+
 def _crop_or_pad(waveform: np.ndarray, samples: int) -> np.ndarray:
     if len(waveform) >= samples:
         start = (len(waveform) - samples) // 2
@@ -83,14 +94,35 @@ def _crop_or_pad(waveform: np.ndarray, samples: int) -> np.ndarray:
 
 
 class AudioClassificationProcessor(ClassificationProcessor):
-    """Audio clips in; ``label`` and ``probabilities`` out."""
+    """Audio clips in; ``label`` and ``probabilities`` out. Audio longer than ``clip_seconds`` is
+    scored by sliding windows every ``window_hop_seconds``, as the PyTorch ``Predictor`` does (the
+    same code), with ``window_start_s``, ``window_end_s`` and ``windows`` reported; a bundle
+    exported before windows (no ``window_hop_seconds`` in its preprocessing) crops the middle."""
 
     def __init__(self, directory: Path, preprocessing: dict[str, Any]) -> None:
         super().__init__(directory, preprocessing)
         self.batch = AudioBatcher(preprocessing)
+        hop = preprocessing.get("window_hop_seconds")
+        self.hop = hop_samples(hop, self.batch.sample_rate) if hop and self.batch.clip_samples else None
+        background = set(preprocessing.get("background_labels", ()))
+        self.background = [name in background for name in self.labels]
 
     def encode(self, inputs: Sequence[Any]) -> Feeds:
         return self.batch(inputs)
+
+    def predict(self, run: RunGraph, inputs: Sequence[Any]) -> list[dict[str, Any]]:
+        if self.hop is None:
+            return super().predict(run, inputs)
+        feeds = self.batch(inputs, whole=True)
+
+        def score(waveforms: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+            return run({"waveforms": waveforms, "lengths": lengths})["scores"]
+
+        best = best_windows(score, feeds["waveforms"], feeds["lengths"].tolist(), self.batch.clip_samples,
+                            self.hop, self.background)
+        predictions = self.decide(np.stack([window.scores for window in best]))
+        return [prediction | window.fields(self.batch.sample_rate)
+                for prediction, window in zip(predictions, best, strict=True)]
 
 
 class SpeechRecognitionProcessor:

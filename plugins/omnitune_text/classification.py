@@ -49,11 +49,17 @@ class TextClassification(Task):
         self.truncation = TruncationReport("text-classification", _cut_how(config))
         training = TrainingLabels.of(data_info)
         self.monitor, self.monitor_reason = training.monitor()
-        self.loss_weights = training.loss_weights(config.class_weights, self.label_set, config.multi_label)
+        self.loss_weights: torch.Tensor | None = None  # set by setup_training
         classifier = head(backbone.num_features, len(self.labels))
         chunking, features = config.chunking, backbone.num_features
         self.model = (BackboneHead(backbone, classifier) if chunking is None else
                       ChunkedBackboneHead(backbone, classifier, chunking.pooling, features))
+
+    def setup_training(self, data_info: dict[str, Any]) -> None:
+        """Class weights (``task.class_weights``) from the training split's label counts."""
+        config = self.config
+        self.loss_weights = TrainingLabels.of(data_info).loss_weights(config.class_weights, self.label_set,
+                                                                      config.multi_label)
 
     def collate(self, examples: list[Any]) -> dict[str, torch.Tensor]:
         batch = self.encode_inputs([e.text for e in examples])

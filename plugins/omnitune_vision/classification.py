@@ -48,8 +48,13 @@ class ImageClassification(Task):
         self.mixup = _mixup(config, len(self.labels))
         training = TrainingLabels.of(data_info)
         self.monitor, self.monitor_reason = training.monitor()
-        self.loss_weights = training.loss_weights(config.class_weights, self.label_set)
+        self.loss_weights: torch.Tensor | None = None  # set by setup_training
         self.model = BackboneHead(backbone, head(backbone.num_features, len(self.labels)))
+
+    def setup_training(self, data_info: dict[str, Any]) -> None:
+        """Class weights (``task.class_weights``) from the training split's label counts."""
+        training = TrainingLabels.of(data_info)
+        self.loss_weights = training.loss_weights(self.config.class_weights, self.label_set)
 
     def collate(self, examples: list[ImageExample]) -> dict[str, torch.Tensor]:
         kept = [e for e in examples if e.image is not None]

@@ -144,6 +144,7 @@ def evaluate(
     warn_on_version_changes(Path(artifact))
     run = load_config(predictor.config.model_dump(), overrides)
     examples = dataset_split(predictor, split, overrides)
+    predictor.task.setup_training(predictor.data_info)  # the loss weighed as in training
     return evaluate_examples(predictor.task, predictor.task.model, examples, predictor.runtime,
                              build_metrics(predictor.task, predictor.plugins.registry),
                              batch_size=run.train.eval_batch_size or run.train.batch_size,

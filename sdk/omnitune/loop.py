@@ -182,7 +182,8 @@ class _Fit:
     # -- the recipe -----------------------------------------------------------------------
 
     def run(self, resume: bool) -> FitResult:
-        # setup: resume from the latest checkpoint, or seed a fresh start
+        # setup: what the loss takes from the training split, then resume or seed a fresh start
+        self.task.setup_training(self.splits.info)
         self._restore_or_seed(resume)
         if self.runtime.is_main:
             self._announce_selection()

@@ -40,6 +40,12 @@ class Task(abc.ABC):
         """Like ``training_step``, with the outputs the metrics need."""
         return self.training_step(model, batch)
 
+    def setup_training(self, data_info: dict[str, Any]) -> None:  # noqa: B027 (optional to override)
+        """Called by the loop before training starts (fresh or resumed), and by ``evaluate`` of an
+        artifact, with the training dataset's info: what only a loss needs from the training split
+        (class weights from its label counts) is computed here, never when a task is built to
+        predict. Does nothing by default."""
+
     def num_items(self, batch: dict[str, Any]) -> int:
         """How many items the batch's mean loss averages over (samples by default)."""
         return len(next(iter(batch.values())))
