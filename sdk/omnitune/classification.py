@@ -82,15 +82,22 @@ class ChunkedBackboneHead(nn.Module):
 
     ``members`` is (documents, chunks) with 1 where a chunk belongs to a document; without it
     every chunk is a document of its own. The loop trains ``backbone`` at ``train.lr`` and the
-    pooling (attention's scores) with the head at ``train.head_lr``. A batch of documents can
-    hold many more chunks than documents: then they go through the backbone in slices of as many
-    chunks as documents (at least ``MIN_CHUNKS_PER_PASS``), each recomputed in the backward pass
-    (activation checkpointing), so memory stays about that of a batch of short texts (32
-    documents of 8 chunks of 256 MiniLM tokens took over 10 GB in one pass). A batch with no more
-    chunks than documents takes one pass, as without chunking.
+    pooling (attention's scores) with the head at ``train.head_lr``. A batch with no more chunks
+    than documents takes one pass, as without chunking. A batch of long documents passes the
+    backbone in slices of about ``TOKENS_PER_PASS`` tokens (at least ``MIN_CHUNKS_PER_PASS``
+    chunks), each recomputed in the backward pass (activation checkpointing), so activation
+    memory is that of one slice: 8 chunks of 256 MiniLM tokens, about 1 GB, whatever the batch.
+
+    The training forward runs the slices without building an autograd graph (reentrant
+    checkpointing). Non-reentrant checkpointing keeps each slice's graph nodes, small live
+    allocations scattered among its freed activations, so glibc's heap could not reuse that
+    memory and grew by a slice's activations per slice (8.8 GB on the long-document benchmark).
+    Under ``torch.distributed`` (DDP, FSDP), whose gradient hooks expect one accumulation per
+    parameter, slices use non-reentrant checkpointing.
     """
 
     MIN_CHUNKS_PER_PASS = 8
+    TOKENS_PER_PASS = 2048
 
     def __init__(self, backbone: nn.Module, head: nn.Module, pooling: str, features: int) -> None:
         super().__init__()
@@ -104,17 +111,31 @@ class ChunkedBackboneHead(nn.Module):
             *inputs, members = inputs
         if members is None:  # one pass: Captum's layer hooks expect the whole batch at once
             return self.head(self.backbone(*inputs))
-        per_pass = max(len(members), self.MIN_CHUNKS_PER_PASS)
-        return self.head(self.pool(self._encode(*inputs, per_pass=per_pass), members))
+        return self.head(self.pool(self._encode(*inputs, documents=len(members)), members))
 
-    def _encode(self, *inputs: torch.Tensor, per_pass: int) -> torch.Tensor:
-        size, count = per_pass, len(inputs[0])
-        if count <= size or torch.jit.is_tracing() or torch.compiler.is_compiling():
+    def chunks_per_pass(self, chunk: torch.Tensor) -> int:
+        """Chunks in one slice: ``TOKENS_PER_PASS`` over a chunk's size, at least the minimum."""
+        return max(self.MIN_CHUNKS_PER_PASS, self.TOKENS_PER_PASS // max(chunk.numel(), 1))
+
+    def _encode(self, *inputs: torch.Tensor, documents: int) -> torch.Tensor:
+        count = len(inputs[0])
+        size = self.chunks_per_pass(inputs[0][0])
+        if count <= max(documents, size) or torch.jit.is_tracing() or torch.compiler.is_compiling():
             return self.backbone(*inputs)  # exporters trace one pass
         slices = [[tensor[start:start + size] for tensor in inputs] for start in range(0, count, size)]
-        if not (torch.is_grad_enabled() and self.training):
+        trained = any(p.requires_grad for p in self.backbone.parameters())
+        if not (torch.is_grad_enabled() and self.training and trained):
             return torch.cat([self.backbone(*part) for part in slices])
-        return torch.cat([checkpoint(self.backbone, *part, use_reentrant=False) for part in slices])
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.cat([checkpoint(self.backbone, *part, use_reentrant=False) for part in slices])
+        anchor = torch.ones((), requires_grad=True)  # reentrant checkpointing needs an input with grad
+        return torch.cat([checkpoint(_after_anchor, self.backbone, anchor, *part, use_reentrant=True)
+                          for part in slices])
+
+
+def _after_anchor(backbone: nn.Module, anchor: torch.Tensor, *inputs: torch.Tensor) -> torch.Tensor:
+    """``backbone(*inputs)``; ``anchor`` only makes reentrant checkpointing track gradients."""
+    return backbone(*inputs)
 
 
 class ChunkPooling(nn.Module):
