@@ -26,7 +26,7 @@ from omnitune.classification import (
 from omnitune.data import Splits
 from omnitune.errors import ConfigError
 from omnitune.loop import fit
-from omnitune.selection import small_validation_warning
+from omnitune.selection import few_steps_warning, small_validation_warning
 
 from conftest import sentiment_rows, tiny_run, write_csv
 
@@ -117,6 +117,13 @@ def test_small_validation_warning_names_the_numbers_and_the_ways_out() -> None:
     assert small_validation_warning(20, "loss") is None
 
 
+def test_few_steps_warning_names_the_numbers_and_the_ways_out() -> None:
+    message = few_steps_warning(12, 94, 32)
+    assert "only 12 optimizer steps (94 training examples, 32 per step)" in message
+    assert "train.batch_size" in message and "train.epochs" in message and "docs/small-data.md" in message
+    assert few_steps_warning(50, 1600, 32) is None
+
+
 @pytest.fixture(scope="module")
 def imbalanced_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Generated reviews, two negatives dropped of every three: pos 2x neg."""
@@ -143,6 +150,16 @@ def test_a_small_validation_split_is_warned_about_and_the_monitor_logged(
         omnitune.finetune(run, plugins=omnitune.load_plugins())
     assert "monitoring macro_f1 (max) on validation: the largest training class has" in caplog.text
     assert "validation has only" in caplog.text and "train.select_by=last" in caplog.text
+    assert "optimizer steps" in caplog.text  # one epoch of a small split
+
+
+def test_a_run_of_explicit_max_steps_is_not_warned_about_its_step_count(
+        tiny_bert: Path, imbalanced_csv: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    run = tiny_run(tiny_bert, imbalanced_csv, tmp_path / "run", epochs=1)
+    run["train"] |= {"max_steps": 2}
+    with caplog.at_level(logging.INFO, logger="omnitune"):
+        omnitune.finetune(run, plugins=omnitune.load_plugins())
+    assert "validation has only" in caplog.text and "optimizer steps" not in caplog.text
 
 
 def test_soft_cross_entropy_with_one_hot_targets_is_the_weighted_cross_entropy() -> None:

@@ -30,7 +30,7 @@ from omnitune.metrics import Metric
 from omnitune.plugins import Plugins
 from omnitune.progress import ProgressLogger
 from omnitune.runtime import Runtime, data_generator, epoch_order, rng_state, seed_everything, set_rng_state
-from omnitune.selection import small_validation_warning
+from omnitune.selection import few_steps_warning, small_validation_warning
 from omnitune.task import StepOutput, Task
 
 log = logging.getLogger("omnitune")
@@ -187,6 +187,7 @@ class _Fit:
         self._restore_or_seed(resume)
         if self.runtime.is_main:
             self._announce_selection()
+            self._warn_few_steps()
         self.events.emit("on_fit_start", state=self.state)
         self.started = time.perf_counter()
         # train: epoch after epoch until the step budget or a stop
@@ -407,6 +408,13 @@ class _Fit:
         log.info("monitoring %s (%s) on validation: %s", self.monitor, self.mode, why)
         if self.splits.validation and (warning := small_validation_warning(len(self.splits.validation),
                                                                            self.monitor)):
+            log.warning(warning)
+
+    def _warn_few_steps(self) -> None:
+        """Warn when epochs (not an explicit ``max_steps``) give too few optimizer steps."""
+        per_step = self.train.batch_size * self.train.grad_accum * self.runtime.world_size
+        if self.train.max_steps is None and (warning := few_steps_warning(
+                self.state.total_steps, len(self.splits.train), per_step)):
             log.warning(warning)
 
     def _evaluate_and_checkpoint(self) -> None:
