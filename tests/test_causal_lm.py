@@ -109,6 +109,7 @@ def test_packed_batch_loss_equals_the_unpacked_examples_loss(tiny_llama: Path, t
     packed, plain = packed_task.collate(examples), plain_task.collate(examples)
     assert len(packed["input_ids"]) < len(examples) and packed["input_ids"].shape[1] <= 128
     assert packed_task.num_items(packed) == plain_task.num_items(plain)
+    assert packed_task.num_examples(packed) == plain_task.num_examples(plain) == len(examples)
     with torch.no_grad():
         packed_out = packed_task.training_step(packed_task.model, packed)
         plain_out = plain_task.training_step(packed_task.model, plain)
@@ -144,7 +145,9 @@ def test_accumulation_weights_micro_batches_by_answer_tokens(
         config["dataset"] |= {"validation_fraction": 0.0}
         return config
 
-    large = weights_after(run("large", 4, 1), plugins)
+    result = omnitune.finetune(run("large", 4, 1), plugins=plugins)  # 2 steps of 4 examples
+    assert result.metrics["train_samples_per_s"] * result.metrics["train_runtime_s"] == pytest.approx(8)
+    large = {k: v.detach().clone() for k, v in result.task.model.state_dict().items()}
     accumulated = weights_after(run("accumulated", 1, 4), plugins)
     differences = {k: (large[k] - accumulated[k]).abs().max().item() for k in large}
     assert max(differences.values()) < 1e-5, differences

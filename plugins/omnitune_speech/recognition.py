@@ -64,6 +64,9 @@ class SpeechRecognition(SpeechTask):
     def num_items(self, batch: dict[str, Any]) -> int:
         return max(int(batch["target_lengths"].sum()), 1)
 
+    def num_examples(self, batch: dict[str, Any]) -> int:
+        return len(batch["lengths"])
+
     def training_step(self, model: nn.Module, batch: dict[str, Any]) -> StepOutput:
         logits, frame_lengths = model(batch["waveforms"], batch["lengths"])
         log_probs = logits.float().log_softmax(-1)

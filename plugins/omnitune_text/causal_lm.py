@@ -74,6 +74,9 @@ class CausalLM(Task):
     def num_items(self, batch: dict[str, Any]) -> int:
         return int((batch["labels"] != IGNORE).sum())
 
+    def num_examples(self, batch: dict[str, Any]) -> int:
+        return int(batch["example"].max()) + 1  # packed rows hold several examples
+
     def training_step(self, model: nn.Module, batch: dict[str, Any]) -> StepOutput:
         """Logits only where a label follows (the vocabulary projection of prompt and padding
         positions is never computed), the loss summed per example."""

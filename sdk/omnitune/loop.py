@@ -140,10 +140,12 @@ def evaluate(
 
 @dataclass(frozen=True)
 class StepResult:
-    """What one optimizer step did: its mean loss, how many items it saw, whether it applied."""
+    """What one optimizer step did: its mean loss, how many loss items and examples it saw,
+    whether it applied."""
 
     loss: float
     items: int
+    examples: int
     applied: bool = True  # False: the loss was not finite and the update was skipped
 
 
@@ -209,7 +211,7 @@ class _Fit:
         whole_epoch, applied = self.state.batches_in_epoch == 0, 0
         for window in _windows(self._epoch_batches(), self.train.grad_accum):
             result = self._optimizer_step(window)
-            self.samples += result.items
+            self.samples += result.examples
             self.state.batches_in_epoch += len(window)
             if not result.applied:
                 continue
@@ -237,11 +239,12 @@ class _Fit:
         if self.frozen:
             self.backbone.eval()
         sizes = [self.task.num_items(batch) for batch in window]
+        examples = sum(self.task.num_examples(batch) for batch in window)
         total = self.runtime.sum(float(sum(sizes)))
         if total == 0:  # nothing to average over (every answer token cut at max_length, say)
             log.warning("skipped step %d: its %d micro-batch(es) hold no items the loss counts "
                         "(task.num_items is 0 on every process)", self.state.step + 1, len(window))
-            return StepResult(0.0, 0, applied=False)
+            return StepResult(0.0, 0, examples, applied=False)
         losses = []
         for index, (batch, size) in enumerate(zip(window, sizes, strict=True)):
             with self.runtime.accumulating(self.train_model, sync=index == len(window) - 1):
@@ -254,9 +257,9 @@ class _Fit:
         loss_value = self.runtime.sum(sum(v * s for v, s in zip(values, sizes, strict=True))) / total
         if not math.isfinite(loss_value):
             self._skip_nonfinite(loss_value)
-            return StepResult(loss_value, sum(sizes), applied=False)
+            return StepResult(loss_value, sum(sizes), examples, applied=False)
         self._apply_gradients()
-        return StepResult(loss_value, sum(sizes))
+        return StepResult(loss_value, sum(sizes), examples)
 
     def _loss_step(self, batch: dict[str, Any]) -> torch.Tensor:
         """The one place a micro-batch's loss is formed: the task's step, plus any extra terms

@@ -50,6 +50,11 @@ class Task(abc.ABC):
         """How many items the batch's mean loss averages over (samples by default)."""
         return len(next(iter(batch.values())))
 
+    def num_examples(self, batch: dict[str, Any]) -> int:
+        """How many examples the batch holds (what ``samples_per_s`` counts); ``num_items`` by
+        default, for tasks whose loss averages over something else (tokens, frames) to override."""
+        return self.num_items(batch)
+
     @abc.abstractmethod
     def encode_inputs(self, inputs: list[Any]) -> dict[str, Any]:
         """Turn raw user inputs (strings, file paths, ids) into a batch, for prediction."""
