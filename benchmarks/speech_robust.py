@@ -1,7 +1,7 @@
 """Keyword spotting that holds up: voices, accents and noise that training never met.
 
     OMP_NUM_THREADS=1 python benchmarks/speech_robust.py [--manifest PATH] [--output-dir DIR]
-        [--recipe N] [--conditions dev|test ...] [--set KEY=VALUE ...]
+        [--recipe N] [--conditions dev|test|test2 ...] [--set KEY=VALUE ...] [--artifact PATH ...]
 
 Trains on speech-commands-synth (synthetic espeak-ng speech) split by voice variant, as
 ``speech_keywords.py`` does, and scores every recipe on three conditions side by side. The test
@@ -66,6 +66,7 @@ RECIPES: dict[str, dict[str, Any]] = {
 }
 CONDITIONS = {
     "test": ("clean, unseen voices", "clean, unseen accents", "noisy (5-20 dB), unseen accents"),
+    "test2": ("clean, unseen voices", "clean, fresh unseen accents", "noisy (5-20 dB), fresh unseen accents"),
     "dev": ("clean, validation voices", "clean, dev accents", "noisy (5-20 dB), dev accents"),
 }
 
@@ -78,7 +79,7 @@ def cpu_seconds() -> float:
 def condition_accuracies(artifact: Path, conditions: str, new_sets: dict[str, Path]) -> dict[str, float]:
     """Accuracy of an artifact on the corpus's test (or validation) split and on both sets of new
     accents."""
-    corpus_split = "test" if conditions == "test" else "validation"
+    corpus_split = "validation" if conditions == "dev" else "test"
     names = CONDITIONS[conditions]
     scores = {names[0]: omnitune.evaluate(artifact, split=corpus_split)[f"{corpus_split}_accuracy"]}
     for condition, kind in zip(names[1:], ("clean", "noisy"), strict=True):
@@ -124,7 +125,7 @@ def trained_scores(run: dict[str, Any],
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--manifest", type=Path, default=MANIFEST)
-    parser.add_argument("--output-dir", type=Path, default=Path(tempfile.mkdtemp(prefix="speech-robust-")))
+    parser.add_argument("--output-dir", type=Path, help="where the runs go; default: a new temporary folder")
     parser.add_argument("--recipe", type=int, action="append", choices=range(len(RECIPES)),
                         help="run only this recipe (0-based row of RECIPES; repeatable); default: all")
     parser.add_argument("--conditions", choices=tuple(CONDITIONS), action="append",
@@ -132,8 +133,11 @@ def main() -> None:
                         "repeatable; default: test")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="change every chosen recipe (repeatable), e.g. train.epochs=15")
+    parser.add_argument("--artifact", type=Path, action="append", default=[],
+                        help="score this trained artifact (e.g. a dev run's) instead of training; repeatable")
     args = parser.parse_args()
     kinds = args.conditions or ["test"]
+    output_dir = args.output_dir or Path(tempfile.mkdtemp(prefix="speech-robust-"))
     data = dataset(args.manifest, "label")
     splits = audio_manifest(AudioManifestConfig(**{k: v for k, v in data.items() if k != "name"}))
     new_sets = {kind: unseen_voice_sets(kind) for kind in kinds}
@@ -143,10 +147,15 @@ def main() -> None:
     for kind in kinds:
         results["majority class"] |= majority_accuracies(majority, corpus_labels[kind], kind, new_sets[kind])
     rows = [("majority class", *results["majority class"].values(), "", "")]
+    for artifact in args.artifact:
+        results[str(artifact)] = {}
+        for kind in kinds:
+            results[str(artifact)] |= condition_accuracies(artifact, kind, new_sets[kind])
+        rows.append((str(artifact), *results[str(artifact)].values(), "(trained before)", ""))
     for index, (name, recipe) in enumerate(RECIPES.items()):
-        if args.recipe is not None and index not in args.recipe:
+        if args.artifact or (args.recipe is not None and index not in args.recipe):
             continue
-        run = recipe_run(recipe, args.overrides, data, args.output_dir / f"run{index}")
+        run = recipe_run(recipe, args.overrides, data, output_dir / f"run{index}")
         scores, costs = trained_scores(run, new_sets)
         results[name] = scores | costs
         rows.append((name, *scores.values(), f"{costs['train_cpu_s']:.0f} s",
