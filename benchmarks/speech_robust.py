@@ -151,7 +151,6 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     kinds = args.conditions or ["test"]
-    output_dir = args.output_dir or Path(tempfile.mkdtemp(prefix="speech-robust-"))
     data = dataset(args.manifest, "label")
     splits = audio_manifest(AudioManifestConfig(**{k: v for k, v in data.items() if k != "name"}))
     new_sets = {kind: unseen_voice_sets(kind) for kind in kinds}
@@ -168,7 +167,8 @@ def main() -> None:
     for index, (name, recipe) in enumerate(RECIPES.items()):
         if args.artifact or (args.recipe is not None and index not in args.recipe):
             continue
-        run = recipe_run(recipe, args.overrides, data, output_dir / f"run{index}")
+        args.output_dir = args.output_dir or Path(tempfile.mkdtemp(prefix="speech-robust-"))
+        run = recipe_run(recipe, args.overrides, data, args.output_dir / f"run{index}")
         scores, costs = trained_scores(run, new_sets)
         results[name] = scores | costs
         rows.append((name, *scores.values(), f"{costs['train_cpu_s']:.0f} s",
