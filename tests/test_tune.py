@@ -165,7 +165,7 @@ def test_a_search_finds_the_learning_rate_the_task_needs(tmp_path: Path) -> None
     assert result.files["history"].stat().st_size > 1000
 
 
-@pytest.mark.parametrize(("prune_after", "reported"), [(0, [4]), (8, [4, 8])])
+@pytest.mark.parametrize(("prune_after", "reported"), [(0, [32]), (64, [32, 64])])
 def test_the_pruner_stops_a_hopeless_trial_at_its_first_evaluation_after_prune_after(
         tmp_path: Path, prune_after: int, reported: list[int]) -> None:
     storage = f"sqlite:///{tmp_path / 'study.db'}"
@@ -176,11 +176,31 @@ def test_the_pruner_stops_a_hopeless_trial_at_its_first_evaluation_after_prune_a
            resume=True, storage=storage)
     trials = trials_of(tmp_path)
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE", "PRUNED"]
-    # 4 steps an epoch, evaluated every 4 steps: the good ones reported 5 times, the bad one
-    # until the first evaluation at which pruning is allowed
-    assert sorted(trials[0].intermediate_values) == [4, 8, 12, 16, 20]
+    # 32 examples (4 steps) an epoch, evaluated each epoch: the good ones reported 5 times, the
+    # bad one until the first evaluation at which pruning is allowed
+    assert sorted(trials[0].intermediate_values) == [32, 64, 96, 128, 160]
     assert sorted(trials[2].intermediate_values) == reported
     assert not (tmp_path / "trials" / "trial-0002").exists()
+
+
+def test_the_pruner_compares_batch_sizes_at_equal_examples_seen(tmp_path: Path) -> None:
+    """A batch-64 trial reaches an epoch in half the steps of a batch-32 one: its evaluations are
+    reported at examples seen, so the median pruner judges it against the batch-32 trials' values
+    after the same 128 examples (at step 2, not after 256 examples at step 4)."""
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(storage=storage, study_name="omnitune", direction="minimize")
+    for lr, batch_size in ((0.3, 32), (0.5, 32), (1e-4, 64)):  # two good trials, then a hopeless one
+        study.enqueue_trial({"train.lr": lr, "train.batch_size": batch_size})
+    space = LR_SPACE | {"train.batch_size": {"type": "categorical", "choices": [32, 64]}}
+    run = line_run() | {"dataset": {"name": "line-points", "samples": 256}}  # 128 training points
+    omnitune.tune(run, space, trials=3, metric="eval_loss", pruner="median", startup_trials=2,
+                  output_dir=tmp_path, storage=storage, resume=True,
+                  plugins=omnitune.load_plugins([LinePlugin()], autoload=False))
+    good, other, hopeless = trials_of(tmp_path)
+    assert [t.state.name for t in (good, other, hopeless)] == ["COMPLETE", "COMPLETE", "PRUNED"]
+    assert sorted(good.intermediate_values) == [128, 256, 384, 512, 640]  # 4 steps an epoch
+    assert sorted(hopeless.intermediate_values) == [128]  # 2 steps an epoch: pruned at its first
+    assert hopeless.intermediate_values[128] > max(t.intermediate_values[128] for t in (good, other))
 
 
 def test_a_killed_search_resumes_from_sqlite_without_repeating_finished_trials(tmp_path: Path) -> None:

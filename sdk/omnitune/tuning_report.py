@@ -33,7 +33,7 @@ def trial_rows(study: Any) -> list[dict[str, Any]]:
             "number": trial.number,
             "state": trial.state.name.lower(),
             "value": trial.value,
-            "pruned_at_step": last_step if trial.state == TrialState.PRUNED else None,
+            "pruned_at_examples": last_step if trial.state == TrialState.PRUNED else None,
             "params": trial.params,
             "metrics": trial.user_attrs.get("metrics", {}),
             "seconds": seconds,
@@ -46,12 +46,12 @@ def trial_rows(study: Any) -> list[dict[str, Any]]:
 
 
 def format_table(rows: list[dict[str, Any]], metric: str) -> str:
-    """The trials as a text table; pruned trials marked with the step they stopped at."""
+    """The trials as a text table; pruned trials marked with the training examples they had seen."""
     keys = sorted({key for row in rows for key in row["params"]})
     header = ["trial", "state", metric, *keys, "seconds", "cpu s"]
     lines = [header]
     for row in rows:
-        state = row["state"] if row["pruned_at_step"] is None else f"pruned@{row['pruned_at_step']}"
+        state = row["state"] if row["pruned_at_examples"] is None else f"pruned@{row['pruned_at_examples']}ex"
         value = "" if row["value"] is None else f"{row['value']:.4f}"
         params = [_short(row["params"].get(key)) for key in keys]
         seconds, cpu = (f"{row[k]:.0f}" if row[k] is not None else "" for k in ("seconds", "cpu_s"))
