@@ -308,3 +308,21 @@ def test_the_command_line_runs_a_search_on_a_real_text_model(
     metrics = json.loads((artifacts[0] / "metrics.json").read_text())
     assert "eval_accuracy" in metrics and not [key for key in metrics if key.startswith("test_")]
     assert {"test_loss", "test_accuracy"} <= omnitune.evaluate(artifacts[0], split="test").keys()
+
+
+def test_a_list_valued_field_is_searched_over_list_choices(tmp_path: Path) -> None:
+    """The vision task's crop range ``task.scale`` is a pair: each choice is a list, checked by the
+    task's own validator before any trial, and handed to the trial as the list it was."""
+    from omnitune.tuning_space import check_space, load_space
+
+    base = {"task": {"name": "image-classification"}, "backbone": {"name": "efficientnet-lite0"},
+            "dataset": {"name": "fashion-mnist"}, "output_dir": str(tmp_path)}
+    registry = omnitune.load_plugins().registry
+    good = load_space({"task.scale": {"type": "categorical", "choices": [[0.35, 1.0], [1.0, 1.0]]}})
+    check_space(good, omnitune.load_config(base).model_dump(mode="json"), registry)
+    bad = load_space({"task.scale": {"type": "categorical", "choices": [[1.0, 1.0], [0.5, 0.2]]}})
+    with pytest.raises(omnitune.ConfigError, match=r"task\.scale = \[0\.5, 0\.2\]"):
+        check_space(bad, omnitune.load_config(base).model_dump(mode="json"), registry)
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}")
+    study.enqueue_trial({"task.scale": [1.0, 1.0]})
+    assert good["task.scale"].suggest(study.ask(), "task.scale") == [1.0, 1.0]
