@@ -326,3 +326,22 @@ def test_a_list_valued_field_is_searched_over_list_choices(tmp_path: Path) -> No
     study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}")
     study.enqueue_trial({"task.scale": [1.0, 1.0]})
     assert good["task.scale"].suggest(study.ask(), "task.scale") == [1.0, 1.0]
+
+
+def test_the_plots_leave_a_list_valued_choice_out_of_the_importances(tmp_path: Path) -> None:
+    """Optuna cannot hash a distribution with list choices, so its importance ranking of such a
+    parameter fails: the importances plot ranks the other parameters."""
+    from omnitune.tuning_report import _plots
+    from omnitune.tuning_space import load_space
+
+    space = load_space({"train.lr": {"type": "float", "low": 0.1, "high": 1.0},
+                        "train.epochs": {"type": "int", "low": 1, "high": 3},
+                        "task.scale": {"type": "categorical", "choices": [[0.35, 1.0], [1.0, 1.0]]}})
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for value in range(4):
+        trial = study.ask()
+        params = {key: param.suggest(trial, key) for key, param in space.items()}
+        study.tell(trial, float(value) + params["train.lr"])
+    written = _plots(study, tmp_path)
+    assert written.keys() == {"history", "importances"}
+    assert written["importances"].stat().st_size > 1000

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -95,8 +96,9 @@ def _plots(study: Any, folder: Path) -> dict[str, Path]:
         log.warning("matplotlib is not installed: no plots (pip install 'omnitune[report]')")
         return {}
     written = {}
+    ranked = _rankable_params(study)
     for name, draw in (("history", plots.plot_optimization_history),
-                       ("importances", plots.plot_param_importances)):
+                       ("importances", partial(plots.plot_param_importances, params=ranked))):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
@@ -109,6 +111,19 @@ def _plots(study: Any, folder: Path) -> dict[str, Path]:
         except (ValueError, RuntimeError) as error:  # e.g. importances need two complete trials
             log.warning("no %s plot: %s", name, error)
     return written
+
+
+def _rankable_params(study: Any) -> list[str]:
+    """Parameters Optuna can rank by importance: not a categorical with list choices
+    (``task.scale``), whose distribution Optuna cannot hash."""
+    names: set[str] = set()
+    lists: set[str] = set()
+    for trial in study.get_trials(deepcopy=False):
+        for name, distribution in trial.distributions.items():
+            names.add(name)
+            if any(isinstance(c, list) for c in getattr(distribution, "choices", ())):
+                lists.add(name)
+    return sorted(names - lists)
 
 
 def _best_trial(study: Any) -> Any:
