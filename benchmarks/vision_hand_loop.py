@@ -12,8 +12,8 @@ AdamW at 5e-4 (torch's default weight decay on every parameter), batch 64, torch
 plain cross-entropy, no clipping. The images and the split come from omnitune's own
 ``fashion-mnist`` dataset builder. omnitune runs ``vision_pretrained_vs_scratch.py``'s pretrained
 config, with ``--set`` overrides (dotted keys, as ``omnitune train --set``) to change one thing.
-Both report validation accuracy after the last epoch and test accuracy (omnitune: at its best
-validation checkpoint). Prints a table, then a JSON object as the last line.
+The hand loop reports validation and test accuracy after its last epoch; omnitune, at its best
+validation checkpoint (of one per epoch). Prints a table, then a JSON object as the last line.
 """
 
 from __future__ import annotations
