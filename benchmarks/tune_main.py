@@ -7,7 +7,8 @@ training set subsampled to ``--train-samples``, validation and test to ``--eval-
 ``omnitune.tune`` over lr, head_lr, warmup_ratio and epochs with the median pruner, and the same
 search (same sampler seed) without pruning. Trial 0 of each is the default config (enqueued), so
 the best validation accuracy is compared with the default's on the same data. ``--prune-after
-STEPS`` keeps the pruner off until that step. The search chooses
+STEPS`` keeps the pruner off until that step (``omnitune.tune`` counts it in training examples:
+steps x the main job's batch size, which no trial changes). The search chooses
 on validation accuracy only (trials skip the test split); the best artifact is evaluated on the
 test split once. Each child reports its own CPU time (user + sys). Studies live in ``--workdir``,
 so a run that is stopped can be continued with the same command. Prints a table, then a JSON
@@ -54,6 +55,7 @@ def run_search(args: argparse.Namespace, folder: Path, pruner: str) -> dict:
     import optuna
 
     import omnitune
+    from omnitune.config import load_config
 
     storage = f"sqlite:///{folder.resolve()}/study.db"
     folder.mkdir(parents=True, exist_ok=True)
@@ -62,7 +64,8 @@ def run_search(args: argparse.Namespace, folder: Path, pruner: str) -> dict:
     if not study.trials:
         study.enqueue_trial(default_params(), user_attrs={"default": True})
     result = omnitune.tune(None, SPACE, trials=args.trials, pruner=pruner, startup_trials=3,
-                           prune_after=args.prune_after, seed=args.seed, output_dir=folder,
+                           prune_after=args.prune_after * load_config().train.batch_size,
+                           seed=args.seed, output_dir=folder,
                            storage=storage, study="main", resume=True, overrides=base_overrides(args))
     rows = json.loads(result.files["trials"].read_text())
     default = optuna.load_study(study_name="main", storage=storage).trials[0]

@@ -4,12 +4,15 @@ measured, within its 2-epoch budget.
     python benchmarks/tune_vision.py [--train-samples 5000] [--eval-samples 2000] [--image-size 96]
 
 The base run is ``vision_pretrained_vs_scratch.py``'s pretrained EfficientNet-Lite0 on Fashion-MNIST.
-``omnitune.tune`` searches lr, head_lr, batch size, warmup and schedule with the median pruner,
-validation accuracy evaluated every ``--eval-every`` steps. Trial 0 is omnitune's default config
-for this benchmark, trial 1 the hand loop's settings (batch 64, AdamW 5e-4, torch's one-cycle
-schedule with its default 30% warm-up), both enqueued. Only validation accuracy chooses (trials skip
-the test split); the best artifact is evaluated on the test split once. More worker processes
-can join the study (``--seed`` differing). Prints the trials' table, then a JSON object as the last line.
+``omnitune.tune`` searches lr, head_lr, batch size, warmup, schedule and the random-resized crop's
+area range (``task.scale``; [1.0, 1.0]: the whole picture, as the hand loop takes it) with the
+median pruner, validation accuracy evaluated every ``--eval-every`` steps and compared across
+batch sizes at equal training examples seen. Trial 0 is omnitune's default config for this
+benchmark (crops of 35-100% of the area), trial 1 the hand loop's settings (batch 64, AdamW 5e-4,
+torch's one-cycle schedule with its default 30% warm-up, no crop), both enqueued. Only validation
+accuracy chooses (trials skip the test split); the best artifact is evaluated on the test split
+once. More worker processes can join the study (``--seed`` differing). Prints the trials' table,
+then a JSON object as the last line.
 """
 
 from __future__ import annotations
@@ -28,12 +31,15 @@ SPACE = {
     "train.batch_size": {"type": "categorical", "choices": [32, 64]},
     "train.warmup_ratio": {"type": "float", "low": 0.0, "high": 0.3},
     "train.schedule": {"type": "categorical", "choices": ["linear", "cosine", "one-cycle"]},
+    "task.scale": {"type": "categorical", "choices": [[0.35, 1.0], [0.7, 1.0], [1.0, 1.0]]},
 }
 ENQUEUED = (
     ("omnitune defaults", {"train.lr": 1.0e-3, "train.head_lr": 1.0e-3, "train.batch_size": 32,
-                           "train.warmup_ratio": 0.06, "train.schedule": "cosine"}),
+                           "train.warmup_ratio": 0.06, "train.schedule": "cosine",
+                           "task.scale": [0.35, 1.0]}),
     ("hand loop's settings", {"train.lr": 5.0e-4, "train.head_lr": 5.0e-4, "train.batch_size": 64,
-                              "train.warmup_ratio": 0.3, "train.schedule": "one-cycle"}),
+                              "train.warmup_ratio": 0.3, "train.schedule": "one-cycle",
+                              "task.scale": [1.0, 1.0]}),
 )
 
 

@@ -165,7 +165,7 @@ def test_a_search_finds_the_learning_rate_the_task_needs(tmp_path: Path) -> None
     assert result.files["history"].stat().st_size > 1000
 
 
-@pytest.mark.parametrize(("prune_after", "reported"), [(0, [4]), (8, [4, 8])])
+@pytest.mark.parametrize(("prune_after", "reported"), [(0, [32]), (64, [32, 64])])
 def test_the_pruner_stops_a_hopeless_trial_at_its_first_evaluation_after_prune_after(
         tmp_path: Path, prune_after: int, reported: list[int]) -> None:
     storage = f"sqlite:///{tmp_path / 'study.db'}"
@@ -176,11 +176,31 @@ def test_the_pruner_stops_a_hopeless_trial_at_its_first_evaluation_after_prune_a
            resume=True, storage=storage)
     trials = trials_of(tmp_path)
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE", "PRUNED"]
-    # 4 steps an epoch, evaluated every 4 steps: the good ones reported 5 times, the bad one
-    # until the first evaluation at which pruning is allowed
-    assert sorted(trials[0].intermediate_values) == [4, 8, 12, 16, 20]
+    # 32 examples (4 steps) an epoch, evaluated each epoch: the good ones reported 5 times, the
+    # bad one until the first evaluation at which pruning is allowed
+    assert sorted(trials[0].intermediate_values) == [32, 64, 96, 128, 160]
     assert sorted(trials[2].intermediate_values) == reported
     assert not (tmp_path / "trials" / "trial-0002").exists()
+
+
+def test_the_pruner_compares_batch_sizes_at_equal_examples_seen(tmp_path: Path) -> None:
+    """A batch-64 trial reaches an epoch in half the steps of a batch-32 one: its evaluations are
+    reported at examples seen, so the median pruner judges it against the batch-32 trials' values
+    after the same 128 examples (at step 2, not after 256 examples at step 4)."""
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(storage=storage, study_name="omnitune", direction="minimize")
+    for lr, batch_size in ((0.3, 32), (0.5, 32), (1e-4, 64)):  # two good trials, then a hopeless one
+        study.enqueue_trial({"train.lr": lr, "train.batch_size": batch_size})
+    space = LR_SPACE | {"train.batch_size": {"type": "categorical", "choices": [32, 64]}}
+    run = line_run() | {"dataset": {"name": "line-points", "samples": 256}}  # 128 training points
+    omnitune.tune(run, space, trials=3, metric="eval_loss", pruner="median", startup_trials=2,
+                  output_dir=tmp_path, storage=storage, resume=True,
+                  plugins=omnitune.load_plugins([LinePlugin()], autoload=False))
+    good, other, hopeless = trials_of(tmp_path)
+    assert [t.state.name for t in (good, other, hopeless)] == ["COMPLETE", "COMPLETE", "PRUNED"]
+    assert sorted(good.intermediate_values) == [128, 256, 384, 512, 640]  # 4 steps an epoch
+    assert sorted(hopeless.intermediate_values) == [128]  # 2 steps an epoch: pruned at its first
+    assert hopeless.intermediate_values[128] > max(t.intermediate_values[128] for t in (good, other))
 
 
 def test_a_killed_search_resumes_from_sqlite_without_repeating_finished_trials(tmp_path: Path) -> None:
@@ -288,3 +308,40 @@ def test_the_command_line_runs_a_search_on_a_real_text_model(
     metrics = json.loads((artifacts[0] / "metrics.json").read_text())
     assert "eval_accuracy" in metrics and not [key for key in metrics if key.startswith("test_")]
     assert {"test_loss", "test_accuracy"} <= omnitune.evaluate(artifacts[0], split="test").keys()
+
+
+def test_a_list_valued_field_is_searched_over_list_choices(tmp_path: Path) -> None:
+    """The vision task's crop range ``task.scale`` is a pair: each choice is a list, checked by the
+    task's own validator before any trial, and handed to the trial as the list it was."""
+    from omnitune.tuning_space import check_space, load_space
+
+    base = {"task": {"name": "image-classification"}, "backbone": {"name": "efficientnet-lite0"},
+            "dataset": {"name": "fashion-mnist"}, "output_dir": str(tmp_path)}
+    registry = omnitune.load_plugins().registry
+    good = load_space({"task.scale": {"type": "categorical", "choices": [[0.35, 1.0], [1.0, 1.0]]}})
+    check_space(good, omnitune.load_config(base).model_dump(mode="json"), registry)
+    bad = load_space({"task.scale": {"type": "categorical", "choices": [[1.0, 1.0], [0.5, 0.2]]}})
+    with pytest.raises(omnitune.ConfigError, match=r"task\.scale = \[0\.5, 0\.2\]"):
+        check_space(bad, omnitune.load_config(base).model_dump(mode="json"), registry)
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}")
+    study.enqueue_trial({"task.scale": [1.0, 1.0]})
+    assert good["task.scale"].suggest(study.ask(), "task.scale") == [1.0, 1.0]
+
+
+def test_the_plots_leave_a_list_valued_choice_out_of_the_importances(tmp_path: Path) -> None:
+    """Optuna cannot hash a distribution with list choices, so its importance ranking of such a
+    parameter fails: the importances plot ranks the other parameters."""
+    from omnitune.tuning_report import _plots
+    from omnitune.tuning_space import load_space
+
+    space = load_space({"train.lr": {"type": "float", "low": 0.1, "high": 1.0},
+                        "train.epochs": {"type": "int", "low": 1, "high": 3},
+                        "task.scale": {"type": "categorical", "choices": [[0.35, 1.0], [1.0, 1.0]]}})
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for value in range(4):
+        trial = study.ask()
+        params = {key: param.suggest(trial, key) for key, param in space.items()}
+        study.tell(trial, float(value) + params["train.lr"])
+    written = _plots(study, tmp_path)
+    assert written.keys() == {"history", "importances"}
+    assert written["importances"].stat().st_size > 1000

@@ -205,8 +205,9 @@ def _add_tune(commands: Any) -> None:
                       "another process or machine")
     tune.add_argument("--pruner", default="median", choices=["median", "hyperband", "none"])
     tune.add_argument("--startup-trials", type=int, default=3, help="trials before the median pruner prunes")
-    tune.add_argument("--prune-after", type=int, default=0, metavar="STEPS",
-                      help="no trial is pruned before this step (early evaluations say little)")
+    tune.add_argument("--prune-after", type=int, default=0, metavar="EXAMPLES",
+                      help="no trial is pruned before it has seen this many training examples "
+                           "(early evaluations say little)")
     tune.add_argument("--seed", type=int, help="seed of the TPE sampler (give each process its own)")
     tune.add_argument("--output-dir", help="trials, results and plots "
                       "(default: the config's output_dir + '-tune')")

@@ -27,10 +27,15 @@ PRUNERS = ("median", "hyperband", "none")
 @dataclass
 class TrialReporter:
     """A loop-event plugin for one trial: reports ``metric`` after each validation pass and asks
-    the loop to stop (``state.should_stop``) when the pruner finds the trial hopeless."""
+    the loop to stop (``state.should_stop``) when the pruner finds the trial hopeless.
+
+    The value is reported at the number of training examples seen (steps x ``examples_per_step``),
+    not at the step: Optuna's pruners compare trials at equal reported steps, and a batch-64
+    trial has seen twice the examples of a batch-32 one at the same step."""
 
     trial: Any
     metric: str
+    examples_per_step: int = 1
     pruned_at: int | None = None
     missing_from: list[str] | None = None
 
@@ -41,7 +46,7 @@ class TrialReporter:
         if self.metric not in metrics:  # stop at once; the search reports it
             self.missing_from, state.should_stop = sorted(metrics), True
             return
-        self.trial.report(metrics[self.metric], state.step)
+        self.trial.report(metrics[self.metric], state.step * self.examples_per_step)
         if self.trial.should_prune():
             self.pruned_at = state.step
             state.should_stop = True
@@ -85,7 +90,7 @@ class _Search:
         params = {key: param.suggest(trial, key) for key, param in self.space.items()}
         folder = self.trials_dir / f"trial-{trial.number:04d}"
         run = compose_config(with_values(self.base, params) | {"output_dir": str(folder), "overwrite": True})
-        reporter = TrialReporter(trial, self.metric)
+        reporter = TrialReporter(trial, self.metric, run.train.batch_size * run.train.grad_accum)
         cpu_started = time.process_time()
         try:
             result = finetune(run, plugins=self.plugins, callbacks=[reporter], evaluate_test=False)
@@ -186,8 +191,9 @@ def tune(
     Runs trials until the study holds ``trials`` finished ones (complete, pruned or failed), or
     starts no new one after ``timeout`` seconds. ``storage`` (an Optuna RDB URL such as
     ``sqlite:///study.db``, or a journal file path) defaults to ``<output_dir>/study.db``; with
-    ``resume`` an existing study of that name is continued or joined by this process. No trial is
-    pruned before step ``prune_after``.
+    ``resume`` an existing study of that name is continued or joined by this process. Each
+    evaluation is reported at the number of training examples seen, and no trial is pruned
+    before ``prune_after`` examples.
     """
     if trials < 1:
         raise ConfigError(f"--trials must be at least 1 (got {trials})")
@@ -272,15 +278,16 @@ def open_study(storage: Any, name: str, direction: str, *, resume: bool, sampler
 
 
 def make_pruner(pruner: str | Any, startup_trials: int = 3, prune_after: int = 0) -> Any:
-    """``median`` (prune below the median of earlier trials at the same step, after
-    ``startup_trials`` trials), ``hyperband``, ``none``, or any Optuna pruner object; the median
-    and Hyperband pruners leave every trial alone before step ``prune_after``."""
+    """``median`` (prune below the median of earlier trials at the same count of training
+    examples seen, after ``startup_trials`` trials), ``hyperband``, ``none``, or any Optuna
+    pruner object; the median and Hyperband pruners leave every trial alone before
+    ``prune_after`` examples."""
     import optuna
 
     if not isinstance(pruner, str):
         return pruner
     if prune_after < 0:
-        raise ConfigError(f"--prune-after must be a step count of 0 or more, got {prune_after}")
+        raise ConfigError(f"--prune-after must be a count of training examples, 0 or more, got {prune_after}")
     if pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=prune_after)
     if pruner == "hyperband":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ def trial_rows(study: Any) -> list[dict[str, Any]]:
             "number": trial.number,
             "state": trial.state.name.lower(),
             "value": trial.value,
-            "pruned_at_step": last_step if trial.state == TrialState.PRUNED else None,
+            "pruned_at_examples": last_step if trial.state == TrialState.PRUNED else None,
             "params": trial.params,
             "metrics": trial.user_attrs.get("metrics", {}),
             "seconds": seconds,
@@ -46,12 +47,12 @@ def trial_rows(study: Any) -> list[dict[str, Any]]:
 
 
 def format_table(rows: list[dict[str, Any]], metric: str) -> str:
-    """The trials as a text table; pruned trials marked with the step they stopped at."""
+    """The trials as a text table; pruned trials marked with the training examples they had seen."""
     keys = sorted({key for row in rows for key in row["params"]})
     header = ["trial", "state", metric, *keys, "seconds", "cpu s"]
     lines = [header]
     for row in rows:
-        state = row["state"] if row["pruned_at_step"] is None else f"pruned@{row['pruned_at_step']}"
+        state = row["state"] if row["pruned_at_examples"] is None else f"pruned@{row['pruned_at_examples']}ex"
         value = "" if row["value"] is None else f"{row['value']:.4f}"
         params = [_short(row["params"].get(key)) for key in keys]
         seconds, cpu = (f"{row[k]:.0f}" if row[k] is not None else "" for k in ("seconds", "cpu_s"))
@@ -95,8 +96,9 @@ def _plots(study: Any, folder: Path) -> dict[str, Path]:
         log.warning("matplotlib is not installed: no plots (pip install 'omnitune[report]')")
         return {}
     written = {}
+    ranked = _rankable_params(study)
     for name, draw in (("history", plots.plot_optimization_history),
-                       ("importances", plots.plot_param_importances)):
+                       ("importances", partial(plots.plot_param_importances, params=ranked))):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
@@ -109,6 +111,19 @@ def _plots(study: Any, folder: Path) -> dict[str, Path]:
         except (ValueError, RuntimeError) as error:  # e.g. importances need two complete trials
             log.warning("no %s plot: %s", name, error)
     return written
+
+
+def _rankable_params(study: Any) -> list[str]:
+    """Parameters Optuna can rank by importance: not a categorical with list choices
+    (``task.scale``), whose distribution Optuna cannot hash."""
+    names: set[str] = set()
+    lists: set[str] = set()
+    for trial in study.get_trials(deepcopy=False):
+        for name, distribution in trial.distributions.items():
+            names.add(name)
+            if any(isinstance(c, list) for c in getattr(distribution, "choices", ())):
+                lists.add(name)
+    return sorted(names - lists)
 
 
 def _best_trial(study: Any) -> Any:

@@ -12,6 +12,7 @@ backbone.pooling: {type: categorical, choices: [mean, cls]}
 from __future__ import annotations
 
 import copy
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -72,17 +73,20 @@ class IntParam(BaseModel):
 
 
 class CategoricalParam(BaseModel):
-    """One of ``choices``."""
+    """One of ``choices``: scalars, or lists for a list-valued field (``task.scale: [[0.35, 1.0],
+    [1.0, 1.0]]``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: Literal["categorical"]
-    choices: list[Scalar] = Field(min_length=1)
+    choices: list[Scalar | list[Scalar]] = Field(min_length=1)
 
-    def suggest(self, trial: Any, key: str) -> Scalar:
-        return trial.suggest_categorical(key, self.choices)
+    def suggest(self, trial: Any, key: str) -> Scalar | list[Scalar]:
+        with warnings.catch_warnings():  # Optuna stores a list choice by its index, as any other
+            warnings.filterwarnings("ignore", "Choices for a categorical distribution", UserWarning)
+            return trial.suggest_categorical(key, self.choices)
 
-    def extremes(self) -> list[Scalar]:
+    def extremes(self) -> list[Scalar | list[Scalar]]:
         return list(self.choices)
 
 
