@@ -23,7 +23,7 @@ import resource
 import time
 from pathlib import Path
 
-from vision_pretrained_vs_scratch import run_config
+from vision_pretrained_vs_scratch import add_size_arguments, run_config
 
 SPACE = {
     "train.lr": {"type": "float", "low": 1.0e-4, "high": 3.0e-3, "log": True},
@@ -67,10 +67,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train-samples", type=int, default=5000)
-    parser.add_argument("--eval-samples", type=int, default=2000, help="validation and test, each")
-    parser.add_argument("--image-size", type=int, default=96)
-    parser.add_argument("--epochs", type=int, default=2)
+    add_size_arguments(parser, train_samples=5000, eval_samples=2000, image_size=96)
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--eval-every", type=int, default=105, help="steps between validation passes")
     parser.add_argument("--startup-trials", type=int, default=2, help="trials before pruning starts")

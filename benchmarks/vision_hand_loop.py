@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from vision_pretrained_vs_scratch import run_config
+from vision_pretrained_vs_scratch import add_size_arguments, run_config
 
 import omnitune
 from omnitune_vision.datasets import fashion_mnist
@@ -105,10 +105,7 @@ def timed(run: Any, args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train-samples", type=int, default=5000)
-    parser.add_argument("--eval-samples", type=int, default=2000, help="validation and test, each")
-    parser.add_argument("--image-size", type=int, default=96)
-    parser.add_argument("--epochs", type=int, default=2)
+    add_size_arguments(parser, train_samples=5000, eval_samples=2000, image_size=96)
     parser.add_argument("--runs", nargs="+", choices=("hand", "omnitune"), default=["hand", "omnitune"])
     parser.add_argument("--set", nargs="*", default=[], help="overrides of omnitune's config, key=value")
     parser.add_argument("--output", type=Path, default=Path("runs/vision-hand-loop"))

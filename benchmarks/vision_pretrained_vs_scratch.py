@@ -33,13 +33,19 @@ def run_config(pretrained: bool, args: argparse.Namespace) -> dict:
     }
 
 
+def add_size_arguments(parser: argparse.ArgumentParser, *, train_samples: int, eval_samples: int,
+                       image_size: int) -> None:
+    """The benchmark's data and budget options, with their defaults."""
+    parser.add_argument("--train-samples", type=int, default=train_samples)
+    parser.add_argument("--eval-samples", type=int, default=eval_samples, help="validation and test, each")
+    parser.add_argument("--image-size", type=int, default=image_size)
+    parser.add_argument("--epochs", type=int, default=2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train-samples", type=int, default=800)
-    parser.add_argument("--eval-samples", type=int, default=300, help="validation and test, each")
-    parser.add_argument("--image-size", type=int, default=48)
-    parser.add_argument("--epochs", type=int, default=2)
+    add_size_arguments(parser, train_samples=800, eval_samples=300, image_size=48)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--output", type=Path, default=Path("runs/bench-vision"))
     args = parser.parse_args()
