@@ -67,6 +67,14 @@ def torchrun(processes: int, arguments: list[str]) -> subprocess.CompletedProces
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
+def failure(launched: subprocess.CompletedProcess) -> str:
+    """What a failed launch printed that says why: every rank's error lines (a C++ abort prints
+    before torchrun's summary, which fills the end of stderr), then the end of stderr."""
+    errors = [line for line in launched.stderr.splitlines()
+              if re.search(r"Error|error|terminate|Abort|what\(\)|gloo|Signal", line)]
+    return "\n".join(errors[:40]) + "\n...\n" + launched.stderr[-1500:]
+
+
 def weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return load_file(run_dir / "artifact" / "model.safetensors")
 
@@ -110,23 +118,23 @@ def one_process_run(config, tmp_path: Path) -> Path:
     """The reference: 1 process with batch 16 (the global batch of 2 processes with batch 8)."""
     output_dir = tmp_path / "one"
     single = launch(config(output_dir, batch_size=16), processes=1)
-    assert single.returncode == 0, single.stderr[-2000:]
+    assert single.returncode == 0, failure(single)
     return output_dir
 
 
 def test_two_processes_match_one_with_the_same_global_batch(config, one_process_run, tmp_path) -> None:
     double = launch(config(tmp_path / "two", batch_size=8), processes=2)
-    assert double.returncode == 0, double.stderr[-2000:]
+    assert double.returncode == 0, failure(double)
     assert_same_run(tmp_path / "two", one_process_run)
 
 
 def test_fsdp_shards_the_model_matches_one_process_and_resumes(config, one_process_run, tmp_path) -> None:
     sharded = launch(config(tmp_path / "fsdp", batch_size=8, distributed="fsdp"), processes=2)
-    assert sharded.returncode == 0, sharded.stderr[-2000:]
+    assert sharded.returncode == 0, failure(sharded)
     # the two BERT layers are units of their own; each process holds half of every tensor
     held = re.search(r"fsdp: 2 blocks and the root sharded over 2 processes; rank 0 holds (\d+) of (\d+)",
                      sharded.stderr)
-    assert held is not None, sharded.stderr[-2000:]
+    assert held is not None, failure(sharded)
     assert int(held[1]) < 0.55 * int(held[2])
     assert_same_run(tmp_path / "fsdp", one_process_run)
 
@@ -135,7 +143,7 @@ def test_fsdp_shards_the_model_matches_one_process_and_resumes(config, one_proce
     assert "stopped by SIGTERM at step 7" in stopped.stderr
     assert (tmp_path / "stopped" / "checkpoints" / "step-00000007" / "complete.json").is_file()
     resumed = launch(run, processes=2, resume=True)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert resumed.returncode == 0, failure(resumed)
     expected, actual = weights(tmp_path / "fsdp"), weights(tmp_path / "stopped")
     for name in expected:
         torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=0, msg=name)
@@ -149,7 +157,7 @@ def test_fsdp_shards_the_model_matches_one_process_and_resumes(config, one_proce
 
 def test_sigterm_stops_every_rank_with_a_checkpoint_and_resume_matches(config, tmp_path: Path) -> None:
     straight = launch(config(tmp_path / "straight", batch_size=8), processes=2)
-    assert straight.returncode == 0, straight.stderr[-2000:]
+    assert straight.returncode == 0, failure(straight)
 
     stopped = launch(config(tmp_path / "stopped", batch_size=8), processes=2, stop_at=7)
     assert stopped.returncode != 0
@@ -158,7 +166,7 @@ def test_sigterm_stops_every_rank_with_a_checkpoint_and_resume_matches(config, t
     assert not (tmp_path / "stopped" / "artifact").exists()
 
     resumed = launch(config(tmp_path / "stopped", batch_size=8), processes=2, resume=True)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert resumed.returncode == 0, failure(resumed)
     expected, actual = weights(tmp_path / "straight"), weights(tmp_path / "stopped")
     for name in expected:
         torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=0, msg=name)
@@ -175,7 +183,7 @@ def test_fsdp_strategies_match_one_process(config, settings: dict, tmp_path: Pat
         run = config(tmp_path / name, batch_size=batch_size, distributed=distributed)
         run["train"] |= {**settings, "eval_every": None, "checkpoint_every": None}
         runs[name] = launch(run, processes=processes)
-        assert runs[name].returncode == 0, runs[name].stderr[-2000:]
+        assert runs[name].returncode == 0, failure(runs[name])
     assert_same_run(tmp_path / "fsdp", tmp_path / "one")
 
 
@@ -187,7 +195,7 @@ def test_ddp_wraps_once_and_freeze_then_unfreeze_matches_one_process(config, tmp
         run["train"] |= {"strategy": "freeze-then-unfreeze", "unfreeze_epoch": 1, "eval_every": None,
                          "checkpoint_every": None}
         launched = launch(run, processes=processes)
-        assert launched.returncode == 0, launched.stderr[-2000:]
+        assert launched.returncode == 0, failure(launched)
     assert_same_run(tmp_path / "ddp", tmp_path / "one")
 
 
@@ -198,7 +206,7 @@ def test_the_documented_cli_command_reports_once(config, tmp_path: Path) -> None
     run_file.write_text(yaml.safe_dump(run))
     done = torchrun(2, ["-m", "omnitune.cli", "train", str(run_file), "--set", "train.distributed=fsdp",
                         "--json"])
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == 0, failure(done)
     summaries = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert len(summaries) == 1  # rank 0 alone prints the result
     assert Path(summaries[0]["artifact"], "model.safetensors").is_file()
@@ -228,7 +236,7 @@ def test_fsdp_trains_an_image_model_with_batch_norm(tmp_path: Path) -> None:
     run = image_classification(tmp_path)
     run["train"] |= {"distributed": "fsdp", "epochs": 1}
     trained = launch(run, processes=2)
-    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert trained.returncode == 0, failure(trained)
     predictor = omnitune.Predictor.load(tmp_path / "run" / "artifact", device="cpu")
     images = sorted((tmp_path / "images").rglob("*.png"))[:2]
     assert len(predictor.predict([str(path) for path in images])) == 2
@@ -241,7 +249,7 @@ def test_only_rank_zero_logs(config, tmp_path: Path) -> None:
     run = config(tmp_path / "logged", batch_size=8)
     run["train"].update(max_steps=8, eval_every=4, log_every=1, loggers=["jsonl", "tensorboard", "csv"])
     launched = launch(run, processes=2)
-    assert launched.returncode == 0, launched.stderr[-2000:]
+    assert launched.returncode == 0, failure(launched)
     output = tmp_path / "logged"
     writers = {path.name.split(".")[-2] for path in (output / "tensorboard").rglob("events.out.tfevents.*")}
     assert len(writers) == 1  # event files are named <time>.<host>.<pid>.<n>: one process wrote them all
@@ -270,6 +278,6 @@ def test_ddp_distillation_matches_one_process(config, tmp_path: Path) -> None:
                          "distill": {"teacher": str(artifact), "temperature": 2.0, "alpha": 0.7,
                                      "cache_logits": cache_logits}}
         launched = launch(run, processes=processes)
-        assert launched.returncode == 0, launched.stderr[-2000:]
+        assert launched.returncode == 0, failure(launched)
     assert_same_run(tmp_path / "ddp", tmp_path / "one")
     assert_same_run(tmp_path / "ddp-cached", tmp_path / "one")
