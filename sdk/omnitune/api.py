@@ -85,6 +85,7 @@ def finetune(
     ``evaluate_test=False`` skips the test split at the end (a search's trials, say).
     """
     from omnitune import loop
+    from omnitune.batch_size import resolve_batch_size
     from omnitune.build import build_dataset, build_initial_task, build_metrics
     from omnitune.card import write_model_card
     from omnitune.distill import Distiller
@@ -103,6 +104,8 @@ def finetune(
     seed_everything(run.train.seed)
     splits = build_dataset(run, options, plugins.registry)
     splits = splits if evaluate_test else replace(splits, test=None)
+    train = resolve_batch_size(run.train, len(splits.train), runtime.world_size)  # auto: by the split
+    run = run.model_copy(update={"train": train})
     task = build_initial_task(run, options, plugins.registry, splits.info)
     if runtime.is_main:
         check_free_space(output_dir, task.model, run.train.keep_checkpoints)

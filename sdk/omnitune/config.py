@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -90,7 +90,10 @@ class TrainConfig(BaseModel):
 
     epochs: int = Field(3, ge=1, le=MAX_EPOCHS, description="Passes over the training split.")
     max_steps: int | None = Field(None, ge=1, le=MAX_STEPS, description="Stop after this many steps.")
-    batch_size: int = Field(32, ge=1, le=MAX_BATCH, description="Examples per micro-batch.")
+    batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH)] | Literal["auto"] = Field(
+        "auto", description="Examples per micro-batch; auto: 32, or 16 or 8 when the epochs would "
+        "otherwise make fewer than 50 optimizer steps (a small training split)."
+    )
     eval_batch_size: int | None = Field(None, ge=1, le=MAX_BATCH, description="Defaults to batch_size.")
     grad_accum: int = Field(1, ge=1, le=MAX_BATCH, description="Micro-batches per optimizer step.")
     lr: float = Field(5e-5, gt=0, description="Learning rate of the backbone.")

@@ -42,6 +42,8 @@ def type_name(annotation: Any) -> str:
         return " | ".join(repr(value) for value in typing.get_args(annotation))
     if origin in (typing.Union, types.UnionType):
         return " | ".join(type_name(arg) for arg in typing.get_args(annotation))
+    if origin is typing.Annotated:  # a constrained union member; constraints_of shows the bounds
+        return type_name(typing.get_args(annotation)[0])
     if origin is not None:
         arguments = ", ".join(type_name(arg) for arg in typing.get_args(annotation))
         return f"{getattr(origin, '__name__', str(origin))}[{arguments}]"
@@ -51,9 +53,12 @@ def type_name(annotation: Any) -> str:
 
 
 def constraints_of(field: FieldInfo) -> list[str]:
-    """``['>= 1', '< 1']`` from the field's annotated constraints."""
-    found = []
-    for item in field.metadata:
+    """``['>= 1', '< 1']`` from the field's annotated constraints, a union member's included
+    (``Annotated[int, Field(ge=1)] | Literal['auto']``)."""
+    found, members = [], typing.get_args(field.annotation)
+    member_items = [inner for member in members for item in getattr(member, "__metadata__", ())
+                    for inner in getattr(item, "metadata", [item])]
+    for item in [*field.metadata, *member_items]:
         for attribute, symbol in CONSTRAINTS.items():
             value = getattr(item, attribute, None)
             if value is not None:

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from omnitune import checkpoint as ckpt
+from omnitune.batch_size import optimizer_steps, resolve_batch_size
 from omnitune.config import TrainConfig
 from omnitune.data import Splits
 from omnitune.distill import Distiller
@@ -44,6 +45,7 @@ class LoopState:
     epoch: int = 0
     batches_in_epoch: int = 0
     total_steps: int = 0
+    examples_per_step: int = 0  # batch_size x grad_accum x processes
     best_metric: float | None = None
     best_step: int | None = None
     best_metrics: dict[str, float] = field(default_factory=dict)
@@ -88,6 +90,7 @@ def fit(
     every process calls ``fit``; only rank 0 logs, emits loop events and writes checkpoints.
     """
     runtime = runtime or Runtime.create(train.device, train.precision, train.distributed)
+    train = resolve_batch_size(train, len(splits.train), runtime.world_size)
     logger = ProgressLogger(log_every=train.log_every, progress=train.progress)
     callbacks = [logger, *callbacks, *([distiller] if distiller is not None else [])]
     with run_events(plugins, callbacks, emit_events=runtime.is_main) as events:
@@ -174,10 +177,12 @@ class _Fit:
         self.optimizer = build_optimizer(self.model, train, fused=runtime.device.type == "cuda")
         # each process takes len // world_size examples an epoch (Runtime.shard with even=True)
         self.batches_per_epoch = math.ceil(len(splits.train) // runtime.world_size / train.batch_size)
-        total = train.max_steps or train.epochs * math.ceil(self.batches_per_epoch / train.grad_accum)
+        total = train.max_steps or optimizer_steps(len(splits.train), runtime.world_size, train.batch_size,
+                                                   train.grad_accum, train.epochs)
         self.scheduler = build_scheduler(self.optimizer, train, total)
         self.scaler = runtime.grad_scaler()
-        self.state = LoopState(total_steps=total, output_dir=str(output_dir))
+        self.state = LoopState(total_steps=total, output_dir=str(output_dir),
+                               examples_per_step=train.batch_size * train.grad_accum * runtime.world_size)
         self.stop_signal: int | None = None
         self.started, self.samples = time.perf_counter(), 0
 
@@ -329,13 +334,14 @@ class _Fit:
         load_scheduler_state(self.scheduler, training_state["scheduler"])
         self.scaler.load_state_dict(training_state["scaler"])
         set_rng_state(training_state["rng"][self.runtime.rank])
-        configured_total = self.state.total_steps
+        configured = self.state
         self.state = LoopState(**json.loads(training_state["loop"]))
         self.state.output_dir = str(self.output_dir)  # the run folder may have moved since
-        if self.state.total_steps != configured_total:  # --set train.max_steps / epochs changed
+        self.state.examples_per_step = configured.examples_per_step
+        if self.state.total_steps != configured.total_steps:  # --set train.max_steps / epochs changed
             log.warning("resuming with %d total steps instead of the checkpoint's %d; the LR "
-                        "schedule follows the new total", configured_total, self.state.total_steps)
-            self.state.total_steps = configured_total
+                        "schedule follows the new total", configured.total_steps, self.state.total_steps)
+            self.state.total_steps = configured.total_steps
         if self.runtime.is_main:
             log.info("resumed from %s (step %d of %d)", latest, self.state.step, self.state.total_steps)
 
@@ -415,9 +421,8 @@ class _Fit:
 
     def _warn_few_steps(self) -> None:
         """Warn when epochs (not an explicit ``max_steps``) give too few optimizer steps."""
-        per_step = self.train.batch_size * self.train.grad_accum * self.runtime.world_size
         if self.train.max_steps is None and (warning := few_steps_warning(
-                self.state.total_steps, len(self.splits.train), per_step)):
+                self.state.total_steps, len(self.splits.train), self.state.examples_per_step)):
             log.warning(warning)
 
     def _evaluate_and_checkpoint(self) -> None:

@@ -37,6 +37,6 @@ def few_steps_warning(total_steps: int, train_size: int, per_step: int) -> str |
     if total_steps >= MIN_OPTIMIZER_STEPS:
         return None
     return (f"only {total_steps} optimizer steps ({train_size} training examples, {per_step} per step): "
-            "a fine-tune rarely converges in so few updates. Consider a smaller "
-            "train.batch_size (8 gives four times the steps of 32 for the same epochs), more train.epochs, "
+            "a fine-tune rarely converges in so few updates. Consider more train.epochs, a smaller "
+            "train.batch_size (8 gives four times the steps of 32 for the same epochs), "
             "or the small-data recipe in docs/small-data.md")

@@ -29,13 +29,13 @@ class TrialReporter:
     """A loop-event plugin for one trial: reports ``metric`` after each validation pass and asks
     the loop to stop (``state.should_stop``) when the pruner finds the trial hopeless.
 
-    The value is reported at the number of training examples seen (steps x ``examples_per_step``),
-    not at the step: Optuna's pruners compare trials at equal reported steps, and a batch-64
-    trial has seen twice the examples of a batch-32 one at the same step."""
+    The value is reported at the number of training examples seen (steps x
+    ``state.examples_per_step``), not at the step: Optuna's pruners compare trials at equal
+    reported steps, and a batch-64 trial has seen twice the examples of a batch-32 one at the
+    same step."""
 
     trial: Any
     metric: str
-    examples_per_step: int = 1
     pruned_at: int | None = None
     missing_from: list[str] | None = None
 
@@ -46,7 +46,7 @@ class TrialReporter:
         if self.metric not in metrics:  # stop at once; the search reports it
             self.missing_from, state.should_stop = sorted(metrics), True
             return
-        self.trial.report(metrics[self.metric], state.step * self.examples_per_step)
+        self.trial.report(metrics[self.metric], state.step * state.examples_per_step)
         if self.trial.should_prune():
             self.pruned_at = state.step
             state.should_stop = True
@@ -90,7 +90,7 @@ class _Search:
         params = {key: param.suggest(trial, key) for key, param in self.space.items()}
         folder = self.trials_dir / f"trial-{trial.number:04d}"
         run = compose_config(with_values(self.base, params) | {"output_dir": str(folder), "overwrite": True})
-        reporter = TrialReporter(trial, self.metric, run.train.batch_size * run.train.grad_accum)
+        reporter = TrialReporter(trial, self.metric)
         cpu_started = time.process_time()
         try:
             result = finetune(run, plugins=self.plugins, callbacks=[reporter], evaluate_test=False)
