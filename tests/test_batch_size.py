@@ -69,3 +69,12 @@ def test_a_size_that_is_neither_a_positive_number_nor_auto_is_refused() -> None:
         compose_config(overrides=["train.batch_size=big"])
     with pytest.raises(ConfigError, match="train.batch_size"):
         compose_config(overrides=["train.batch_size=0"])
+
+
+def test_the_error_for_a_union_names_the_field_once_with_both_alternatives() -> None:
+    with pytest.raises(ConfigError) as caught:
+        compose_config(overrides=["train.batch_size=big"])
+    message = str(caught.value)
+    assert "train.batch_size: Input should be a valid integer" in message
+    assert "; or: Input should be 'auto' (got 'big')" in message
+    assert "literal" not in message and "constrained" not in message and message.count("got") == 1

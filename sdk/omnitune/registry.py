@@ -6,6 +6,7 @@ import difflib
 import fnmatch
 import importlib
 import inspect
+import re
 from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
@@ -175,12 +176,22 @@ class Registry:
         return register
 
 
+UNION_MEMBER_TAG = re.compile(r"(literal|function-\w+|dict|list|tuple|set)\[.*\]|constrained-\w+")
+"""How pydantic names a union's member in an error's location (``literal['auto']``)."""
+
+
 def format_validation_error(error: ValidationError, prefix: str = "") -> str:
-    """One line per problem: ``field.path: message (got value)``."""
-    lines = []
+    """One line per field: ``field.path: message (got value)``; a union's members' messages on one
+    line (``train.batch_size: Input should be a valid integer; or: Input should be 'auto' (got
+    'big')``)."""
+    messages: dict[str, dict[str, None]] = {}
+    shown: dict[str, str] = {}
     for problem in error.errors():
-        location = ".".join(str(part) for part in (prefix, *problem["loc"]) if part != "")
+        parts = [str(part) for part in (prefix, *problem["loc"])]
+        location = ".".join(p for p in parts if p and not UNION_MEMBER_TAG.fullmatch(p)) or "<root>"
+        messages.setdefault(location, {})[problem["msg"]] = None
         got = problem.get("input")
-        shown = "" if problem["type"] == "missing" or isinstance(got, dict) else f" (got {shorten(got)})"
-        lines.append(f"{location or '<root>'}: {problem['msg']}{shown}")
-    return "\n".join(lines)
+        if problem["type"] != "missing" and not isinstance(got, dict):
+            shown[location] = f" (got {shorten(got)})"
+    return "\n".join(f"{location}: {'; or: '.join(found)}{shown.get(location, '')}"
+                     for location, found in messages.items())
