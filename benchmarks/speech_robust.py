@@ -1,7 +1,8 @@
 """Keyword spotting that holds up: voices, accents and noise that training never met.
 
     OMP_NUM_THREADS=1 python benchmarks/speech_robust.py [--manifest PATH] [--output-dir DIR]
-        [--recipe N] [--conditions dev|test|test2 ...] [--set KEY=VALUE ...] [--artifact PATH ...]
+        [--recipe N] [--conditions dev|dev-english|test|test2|test3 ...] [--set KEY=VALUE ...]
+        [--artifact PATH ...]
 
 Trains on speech-commands-synth (synthetic espeak-ng speech) split by voice variant, as
 ``speech_keywords.py`` does, and scores every recipe on three conditions side by side. The test
@@ -17,7 +18,10 @@ the corpus's validation voices, and 600 clips in other accents and voices (``spe
 set ``dev``), clean and noisy. ``--set`` changes the chosen recipes (``omnitune --set`` syntax,
 e.g. ``train.epochs=15``), for trying a setting on dev. ``--conditions test2`` is the fresh test
 condition (the corpus's test voices, and 300 clips of new voices, speeds and noise seeds in the
-unseen accents), made after ``test`` had been looked at. ``--artifact DIR`` scores a trained run
+unseen accents), made after ``test`` had been looked at; ``--conditions test3`` the third (ten
+more voice variants, other speeds and noise seed; 600 clips), made after ``test2`` had been read,
+with the dev condition ``dev-english`` (the corpus's English accents read by unseen voices, in
+noise) beside ``dev``. ``--artifact DIR`` scores a trained run
 (a dev run's ``run2/artifact``) instead of training, so a recipe chosen on dev is scored on a test
 condition without retraining.
 
