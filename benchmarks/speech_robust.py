@@ -1,7 +1,8 @@
 """Keyword spotting that holds up: voices, accents and noise that training never met.
 
     OMP_NUM_THREADS=1 python benchmarks/speech_robust.py [--manifest PATH] [--output-dir DIR]
-        [--recipe N] [--conditions dev|test|test2 ...] [--set KEY=VALUE ...] [--artifact PATH ...]
+        [--recipe N] [--conditions dev|dev-english|test|test2|test3 ...] [--set KEY=VALUE ...]
+        [--artifact PATH ...]
 
 Trains on speech-commands-synth (synthetic espeak-ng speech) split by voice variant, as
 ``speech_keywords.py`` does, and scores every recipe on three conditions side by side. The test
@@ -17,7 +18,10 @@ the corpus's validation voices, and 600 clips in other accents and voices (``spe
 set ``dev``), clean and noisy. ``--set`` changes the chosen recipes (``omnitune --set`` syntax,
 e.g. ``train.epochs=15``), for trying a setting on dev. ``--conditions test2`` is the fresh test
 condition (the corpus's test voices, and 300 clips of new voices, speeds and noise seeds in the
-unseen accents), made after ``test`` had been looked at. ``--artifact DIR`` scores a trained run
+unseen accents), made after ``test`` had been looked at; ``--conditions test3`` the third (ten
+more voice variants, other speeds and noise seed; 600 clips), made after ``test2`` had been read,
+with the dev condition ``dev-english`` (the corpus's English accents read by unseen voices, in
+noise) beside ``dev``. ``--artifact DIR`` scores a trained run
 (a dev run's ``run2/artifact``) instead of training, so a recipe chosen on dev is scored on a test
 condition without retraining.
 
@@ -71,7 +75,10 @@ RECIPES: dict[str, dict[str, Any]] = {
 CONDITIONS = {
     "test": ("clean, unseen voices", "clean, unseen accents", "noisy (5-20 dB), unseen accents"),
     "test2": ("clean, unseen voices", "clean, fresh unseen accents", "noisy (5-20 dB), fresh unseen accents"),
+    "test3": ("clean, unseen voices", "clean, test3 unseen accents", "noisy (5-20 dB), test3 unseen accents"),
     "dev": ("clean, validation voices", "clean, dev accents", "noisy (5-20 dB), dev accents"),
+    "dev-english": ("clean, validation voices", "clean, dev English voices",
+                    "noisy (5-20 dB), dev English voices"),
 }
 
 
@@ -83,7 +90,7 @@ def cpu_seconds() -> float:
 def condition_accuracies(artifact: Path, conditions: str, new_sets: dict[str, Path]) -> dict[str, float]:
     """Accuracy of an artifact on the corpus's test (or validation) split and on both sets of new
     accents."""
-    corpus_split = "validation" if conditions == "dev" else "test"
+    corpus_split = "validation" if conditions.startswith("dev") else "test"
     names = CONDITIONS[conditions]
     scores = {names[0]: omnitune.evaluate(artifact, split=corpus_split)[f"{corpus_split}_accuracy"]}
     for condition, kind in zip(names[1:], ("clean", "noisy"), strict=True):
@@ -155,7 +162,7 @@ def main() -> None:
     splits = audio_manifest(AudioManifestConfig(**{k: v for k, v in data.items() if k != "name"}))
     new_sets = {kind: unseen_voice_sets(kind) for kind in kinds}
     majority, _ = Counter(e.target for e in splits.train).most_common(1)[0]
-    corpus_labels = {kind: [e.target for e in (splits.validation if kind == "dev" else splits.test)]
+    corpus_labels = {kind: [e.target for e in (splits.validation if kind.startswith("dev") else splits.test)]
                      for kind in kinds}
     results: dict[str, Any] = {"majority class": {}}
     for kind in kinds:
@@ -175,7 +182,7 @@ def main() -> None:
                      f"{costs['train_wall_s']:.0f} s"))
     print(f"\ntrained on speech-commands-synth ({len(splits.train)} clips, variants "
           f"{sorted({e.group for e in splits.train})}); accuracy on:")
-    header = [name for kind in kinds for name in CONDITIONS[kind]]
+    header = list(dict.fromkeys(name for kind in kinds for name in CONDITIONS[kind]))
     print_table(("recipe", *header, "training CPU (user+sys)", "training wall"), rows)
     print(json.dumps({"benchmark": "speech_robust", "conditions": kinds, "overrides": args.overrides,
                       "results": results}))

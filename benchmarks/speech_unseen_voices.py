@@ -6,13 +6,20 @@ unpacked with ``dpkg-deb -x``, never installed). speech-commands-synth used the 
 en-gb, en-gb-scotland, en-gb-x-rp and en-us, the variants m1-m4, f1-f3, Alex, Annie and david, and
 the speeds 140 and 180; these sets use none of them. Synthetic speech, not human recordings.
 
-Three sets, disjoint in voice variant and speed from the corpus and from each other:
+Five sets, disjoint in voice variant and speed from the corpus and from each other:
 
 - ``test``: the three English accents espeak-ng has beyond the corpus's five (Lancaster, West
   Midlands, New York City), variants m5-m7, f4, f5; scored once (2026-11-29), for the chosen recipe.
 - ``test2``: the fresh test condition made after ``test`` had been looked at: the same three accents
   (espeak-ng 1.51 has no other English accent), variants john, max, paul, Andrea, belinda, speeds
   145 and 165, other noise seeds; scored once, for the recipe chosen on ``dev``.
+- ``test3``: the third test condition, made 2026-11-30 after ``test2`` had been read: the same three
+  accents, ten variants and two speeds (135, 160) used by no other set, noise seed 24 (600 clips);
+  scored once, for the recipe chosen on ``dev`` and ``dev-english``.
+- ``dev-english``: for choosing recipes beside ``dev`` (600 clips): the corpus's five English
+  accents read by six variants and at two speeds (142, 168) that no set uses, noise seed 25. Its
+  accents are heard in training, so it measures unseen voices in noise, not accent; ``dev``
+  measures accent (foreign-accented, far harder than the test accents).
 - ``dev``: for choosing recipes (600 clips). espeak-ng has no English accent left, so it is the
   English words read with German, Dutch and Welsh letter-to-sound rules and phonemes
   (foreign-accented English), ten variants. Its first version (``dev-accents-v1``, 300 clips, the
@@ -61,9 +68,14 @@ VOICE_SETS = {
                      ("m5", "m6", "m7", "f4", "f5"), (155, 170), seed=20),
     "test2": VoiceSet("unseen-accents-v2", ("en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc"),
                       ("john", "max", "paul", "Andrea", "belinda"), (145, 165), seed=22),
+    "test3": VoiceSet("unseen-accents-v3", ("en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc"),
+                      ("Michael", "benjamin", "robert", "shelby", "anika", "Mike", "caleb", "travis",
+                       "victor", "zac"), (135, 160), seed=24),
     "dev": VoiceSet("dev-accents-v2", ("de", "nl", "cy"),
                     ("m8", "adam", "edward", "linda", "steph", "quincy", "norbert", "Lee", "Alicia",
                      "aunty"), (150, 175), seed=23),
+    "dev-english": VoiceSet("dev-english-v1", ("en-029", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-us"),
+                            ("Andy", "Denis", "Hugo", "Marco", "rob", "sandro"), (142, 168), seed=25),
 }
 
 LIBS = "usr/lib/x86_64-linux-gnu"

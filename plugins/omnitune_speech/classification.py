@@ -85,10 +85,11 @@ class AudioClassification(SpeechTask):
 
     def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
         return cross_entropy_step(model(batch["waveforms"], batch["lengths"]), batch["labels"],
-                                  weight=self.loss_weights)
+                                  self.config.label_smoothing, self.loss_weights)
 
     def evaluation_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
-        out = self.training_step(model, batch)
+        out = cross_entropy_step(model(batch["waveforms"], batch["lengths"]), batch["labels"],
+                                 weight=self.loss_weights)
         return softmax_evaluation(out.loss, out.outputs["logits"], batch["labels"])
 
     def encode_inputs(self, inputs: list[Any]) -> dict[str, torch.Tensor]:

@@ -140,6 +140,7 @@ class AudioClassificationConfig(ClassificationOptions):
     augment: WaveAugmentOptions | None = Field(
         default_factory=WaveAugmentOptions, description="Speed, gain and noise in training; null: off."
     )
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="Label smoothing of the training targets.")
     window_hop_seconds: float = Field(
         0.25, gt=0, description="Prediction on audio longer than clip_seconds: windows of clip_seconds "
         "every this many seconds; the most confident one is reported with its time."
