@@ -79,6 +79,9 @@ CONDITIONS = {
     "dev": ("clean, validation voices", "clean, dev accents", "noisy (5-20 dB), dev accents"),
     "dev-english": ("clean, validation voices", "clean, dev English voices",
                     "noisy (5-20 dB), dev English voices"),
+    "dev-formants": ("clean, validation voices", "clean, dev formant-shifted voices",
+                     "noisy (5-20 dB), dev formant-shifted voices"),
+    "test4": ("clean, unseen voices", "clean, test4 unseen accents", "noisy (5-20 dB), test4 unseen accents"),
 }
 
 

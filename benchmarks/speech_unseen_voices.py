@@ -76,6 +76,12 @@ VOICE_SETS = {
                      "aunty"), (150, 175), seed=23),
     "dev-english": VoiceSet("dev-english-v1", ("en-029", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-us"),
                             ("Andy", "Denis", "Hugo", "Marco", "rob", "sandro"), (142, 168), seed=25),
+    "dev-formants": VoiceSet("dev-formants-v1", ("en-029", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-us"),
+                             ("gustave", "marcelo", "grandma", "robosoft6", "UniRobot", "Storm"), (148, 172),
+                             seed=26),
+    "test4": VoiceSet("unseen-accents-v4", ("en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc"),
+                      ("kaukovalta", "Demonic", "announcer", "anikaRobot", "grandpa", "Nguyen", "Jacky",
+                       "antonio", "pedro", "iven"), (138, 162), seed=27),
 }
 
 LIBS = "usr/lib/x86_64-linux-gnu"
