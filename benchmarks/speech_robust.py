@@ -1,8 +1,8 @@
 """Keyword spotting that holds up: voices, accents and noise that training never met.
 
     OMP_NUM_THREADS=1 python benchmarks/speech_robust.py [--manifest PATH] [--output-dir DIR]
-        [--recipe N] [--conditions dev|dev-english|test|test2|test3 ...] [--set KEY=VALUE ...]
-        [--artifact PATH ...]
+        [--recipe N] [--conditions dev|dev-english|dev-formants|test|test2|test3|test4 ...]
+        [--set KEY=VALUE ...] [--artifact PATH ...]
 
 Trains on speech-commands-synth (synthetic espeak-ng speech) split by voice variant, as
 ``speech_keywords.py`` does, and scores every recipe on three conditions side by side. The test
@@ -70,7 +70,8 @@ RECIPES: dict[str, dict[str, Any]] = {
         "train": FROZEN,
     },
     "default recipe (examples/speech_keywords.yaml: GE2E fine-tuned, default augmentation + "
-    "SpecAugment, final weights)": {key: RECOMMENDED[key] for key in ("task", "backbone", "train")},
+    "SpecAugment + mel warping, MLP head, final weights)": {key: RECOMMENDED[key]
+                                                          for key in ("task", "backbone", "head", "train")},
 }
 CONDITIONS = {
     "test": ("clean, unseen voices", "clean, unseen accents", "noisy (5-20 dB), unseen accents"),

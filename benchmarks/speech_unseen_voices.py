@@ -24,6 +24,9 @@ Five sets, disjoint in voice variant and speed from the corpus and from each oth
   English words read with German, Dutch and Welsh letter-to-sound rules and phonemes
   (foreign-accented English), ten variants. Its first version (``dev-accents-v1``, 300 clips, the
   first five variants) chose the 30 epochs of 2026-11-30.
+- ``dev-formants`` and ``test4`` (2026-11-30, both made before any run on them): the corpus's
+  accents read by six unused formant- or pitch-shifted variants (dev), and the three unseen accents
+  read by ten unused variants, some strongly shifted (test, scored once after the choice).
 """
 
 from __future__ import annotations
