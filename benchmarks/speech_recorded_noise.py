@@ -24,9 +24,9 @@ import numpy as np
 import soundfile
 import torch
 import torchaudio.functional as AF
-from speech_unseen_voices import RATE, SNR_DB, VOICE_SETS, unseen_voice_sets
+from speech_robust import set_accuracy
+from speech_unseen_voices import RATE, SNR_DB, VOICE_SETS, noise_scale, unseen_voice_sets
 
-import omnitune
 from omnitune.assets import cache_dir, fetch_once
 from omnitune.data import read_table
 from omnitune_vision.debian import DebianAsset, resolve_deb
@@ -74,7 +74,8 @@ def _write_noisy(clean_manifest: Path, staging: Path, seed: int) -> None:
         kind, noise = noises[index]
         start = int(rng.integers(0, len(noise) - RATE + 1))
         excerpt, snr = noise[start:start + RATE], float(rng.uniform(*SNR_DB))
-        noisy = np.clip(clip + excerpt * _gain_for_snr(clip, excerpt, snr), -1, 1)
+        gain = noise_scale(clip, snr) / (np.sqrt(np.mean(excerpt ** 2)) + 1e-9)  # excerpt to unit RMS
+        noisy = np.clip(clip + excerpt * gain, -1, 1)
         (staging / row["label"]).mkdir(parents=True, exist_ok=True)
         soundfile.write(staging / row["path"], noisy.astype(np.float32), RATE)
         rows.append(dict(row) | {"noise": f"{kind}-{index}", "snr_db": round(snr, 2)})
@@ -82,16 +83,6 @@ def _write_noisy(clean_manifest: Path, staging: Path, seed: int) -> None:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-
-
-def _gain_for_snr(clip: np.ndarray, noise: np.ndarray, snr_db: float) -> float:
-    """The factor that puts ``noise`` ``snr_db`` below the clip's power (over the second)."""
-    return float(np.sqrt(np.mean(clip ** 2) / (np.mean(noise ** 2) + 1e-12) / 10 ** (snr_db / 10)))
-
-
-def accuracy_on(artifact: Path, manifest: Path) -> float:
-    whole_set = [f"dataset.manifest={manifest}", "dataset.validation_fraction=0", "dataset.test_fraction=0"]
-    return omnitune.evaluate(artifact, split="train", overrides=whole_set)["train_accuracy"]
 
 
 def main() -> None:
@@ -102,7 +93,7 @@ def main() -> None:
     args = parser.parse_args()
     sets = unseen_voice_sets(args.voices) | {"recorded": recorded_noise_set(args.voices)}
     started = time.perf_counter()
-    results = {str(artifact): {kind: accuracy_on(artifact, manifest) for kind, manifest in sets.items()}
+    results = {str(artifact): {kind: set_accuracy(artifact, manifest) for kind, manifest in sets.items()}
                for artifact in args.artifact}
     print(f"{'artifact':60} {'clean':>7} {'coloured noise':>15} {'recorded noise':>15}")
     for artifact, scores in results.items():

@@ -98,10 +98,14 @@ def condition_accuracies(artifact: Path, conditions: str, new_sets: dict[str, Pa
     names = CONDITIONS[conditions]
     scores = {names[0]: omnitune.evaluate(artifact, split=corpus_split)[f"{corpus_split}_accuracy"]}
     for condition, kind in zip(names[1:], ("clean", "noisy"), strict=True):
-        whole_set = [f"dataset.manifest={new_sets[kind]}", "dataset.validation_fraction=0",
-                     "dataset.test_fraction=0"]
-        scores[condition] = omnitune.evaluate(artifact, split="train", overrides=whole_set)["train_accuracy"]
+        scores[condition] = set_accuracy(artifact, new_sets[kind])
     return scores
+
+
+def set_accuracy(artifact: Path, manifest: Path) -> float:
+    """Accuracy of an artifact on every clip of ``manifest`` (no split held out)."""
+    whole_set = [f"dataset.manifest={manifest}", "dataset.validation_fraction=0", "dataset.test_fraction=0"]
+    return omnitune.evaluate(artifact, split="train", overrides=whole_set)["train_accuracy"]
 
 
 def majority_accuracies(majority: str, corpus_labels: list[str], conditions: str,

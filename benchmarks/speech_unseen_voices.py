@@ -123,7 +123,7 @@ def _write_sets(staging: Path, voice_set: VoiceSet) -> None:
             colour = str(rng.choice(list(NOISE_COLOURS)))
             snr = float(rng.uniform(*SNR_DB))
             noise = coloured_noise(torch.zeros(1, RATE), torch.tensor([NOISE_COLOURS[colour]]))[0].numpy()
-            noisy = np.clip(clean + noise * _noise_scale(clean, snr), -1, 1)
+            noisy = np.clip(clean + noise * noise_scale(clean, snr), -1, 1)
             name = f"{word}/{accent}_{variant}_{speed}.flac"
             row = {"path": name, "label": word, "accent": accent, "variant": variant, "speed": speed}
             for kind, audio, extra in (("clean", clean, {}),
@@ -165,6 +165,6 @@ def _placed(speech: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return clip
 
 
-def _noise_scale(clip: np.ndarray, snr_db: float) -> float:
-    """The RMS of unit noise that puts it ``snr_db`` below the clip's power (over the second)."""
+def noise_scale(clip: np.ndarray, snr_db: float) -> float:
+    """The RMS of noise that puts it ``snr_db`` below the clip's power (over the second)."""
     return float(np.sqrt(np.mean(clip ** 2) / 10 ** (snr_db / 10)))

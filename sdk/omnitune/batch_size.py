@@ -19,11 +19,15 @@ AUTO_BATCH_SIZES = (32, 16, 8)
 smaller batches make noisy steps and slow epochs for little gain."""
 
 
+def batches_per_epoch(train_size: int, world_size: int, batch_size: int) -> int:
+    """Batches each process takes an epoch: ``train_size // world_size`` examples (Runtime.shard
+    with even=True), the last batch partial."""
+    return math.ceil(train_size // world_size / batch_size)
+
+
 def optimizer_steps(train_size: int, world_size: int, batch_size: int, grad_accum: int, epochs: int) -> int:
-    """Optimizer steps in ``epochs`` passes: each process takes ``train_size // world_size``
-    examples an epoch, in batches of ``batch_size``, ``grad_accum`` batches a step."""
-    batches_per_epoch = math.ceil(train_size // world_size / batch_size)
-    return epochs * math.ceil(batches_per_epoch / grad_accum)
+    """Optimizer steps in ``epochs`` passes, ``grad_accum`` batches a step."""
+    return epochs * math.ceil(batches_per_epoch(train_size, world_size, batch_size) / grad_accum)
 
 
 def auto_batch_size(train: TrainConfig, train_size: int, world_size: int) -> int:
@@ -46,5 +50,5 @@ def resolve_batch_size(train: TrainConfig, train_size: int, world_size: int) -> 
     steps = optimizer_steps(train_size, world_size, size, train.grad_accum, train.epochs)
     log.info("train.batch_size auto: %d (%d training examples, %s)", size, train_size,
              "train.max_steps fixes the steps" if train.max_steps else f"{steps} optimizer steps in "
-             f"{train.epochs} epochs; 32 when that gives at least {MIN_OPTIMIZER_STEPS}")
+             f"{train.epochs} epochs; {AUTO_BATCH_SIZES[0]} when that gives at least {MIN_OPTIMIZER_STEPS}")
     return train.model_copy(update={"batch_size": size})

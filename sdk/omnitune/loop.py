@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from omnitune import checkpoint as ckpt
-from omnitune.batch_size import optimizer_steps, resolve_batch_size
+from omnitune.batch_size import batches_per_epoch, optimizer_steps, resolve_batch_size
 from omnitune.config import TrainConfig
 from omnitune.data import Splits
 from omnitune.distill import Distiller
@@ -175,8 +175,7 @@ class _Fit:
         self.frozen: bool | None = None
         # -- optimizer, schedule, loss scaling
         self.optimizer = build_optimizer(self.model, train, fused=runtime.device.type == "cuda")
-        # each process takes len // world_size examples an epoch (Runtime.shard with even=True)
-        self.batches_per_epoch = math.ceil(len(splits.train) // runtime.world_size / train.batch_size)
+        self.batches_per_epoch = batches_per_epoch(len(splits.train), runtime.world_size, train.batch_size)
         total = train.max_steps or optimizer_steps(len(splits.train), runtime.world_size, train.batch_size,
                                                    train.grad_accum, train.epochs)
         self.scheduler = build_scheduler(self.optimizer, train, total)
