@@ -6,7 +6,7 @@ unpacked with ``dpkg-deb -x``, never installed). speech-commands-synth used the 
 en-gb, en-gb-scotland, en-gb-x-rp and en-us, the variants m1-m4, f1-f3, Alex, Annie and david, and
 the speeds 140 and 180; these sets use none of them. Synthetic speech, not human recordings.
 
-Five sets, disjoint in voice variant and speed from the corpus and from each other:
+Eight sets, disjoint in voice variant and speed from the corpus and from each other:
 
 - ``test``: the three English accents espeak-ng has beyond the corpus's five (Lancaster, West
   Midlands, New York City), variants m5-m7, f4, f5; scored once (2026-11-29), for the chosen recipe.
@@ -27,6 +27,10 @@ Five sets, disjoint in voice variant and speed from the corpus and from each oth
 - ``dev-formants`` and ``test4`` (2026-11-30, both made before any run on them): the corpus's
   accents read by six unused formant- or pitch-shifted variants (dev), and the three unseen accents
   read by ten unused variants, some strongly shifted (test, scored once after the choice).
+- ``test5`` (2026-11-30, made before any run on it): the three unseen accents read by every variant
+  no other set uses, bar numbered copies of a used one (``iven2``), the unvoiced ``whisper`` and
+  ``whisperf`` and ``Mr serious`` (a space in its name): sixteen variants, speeds 147 and 158, noise
+  seed 28 (960 clips); scored once, for the recipe chosen on the three dev sets.
 """
 
 from __future__ import annotations
@@ -85,6 +89,10 @@ VOICE_SETS = {
     "test4": VoiceSet("unseen-accents-v4", ("en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc"),
                       ("kaukovalta", "Demonic", "announcer", "anikaRobot", "grandpa", "Nguyen", "Jacky",
                        "antonio", "pedro", "iven"), (138, 162), seed=27),
+    "test5": VoiceSet("unseen-accents-v5", ("en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc"),
+                      ("AnxiousAndy", "Diogo", "Gene", "Henrique", "Mario", "RicishayMax", "Tweaky", "boris",
+                       "croak", "ed", "fast", "klatt", "michel", "miguel", "pablo", "robosoft"), (147, 158),
+                      seed=28),
 }
 
 LIBS = "usr/lib/x86_64-linux-gnu"

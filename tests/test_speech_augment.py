@@ -1,4 +1,4 @@
-"""The default augmentation: speed, gain, coloured noise at the asked SNR, mel-axis stretch."""
+"""The default augmentation: speed, equalizer, gain, coloured noise at the asked SNR, mel-axis stretch."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from omnitune_speech.augment import WaveAugment, change_speed, coloured_noise
-from omnitune_speech.frontend import SpecAugment, stretch_bands
+from omnitune_speech.augment import WaveAugment, change_speed, coloured_noise, random_equalizer
+from omnitune_speech.frontend import SpecAugment, across_bands, stretch_bands
 from omnitune_speech.plugin import AudioClassificationConfig, SpecAugmentOptions, WaveAugmentOptions
 
 RATE = 16000
@@ -37,6 +37,29 @@ def test_speed_changes_the_pitch_and_keeps_the_length() -> None:
     assert faster[0, -RATE // 20:].abs().max() == 0  # the shorter audio is zero-padded at the end
 
 
+def band_gain_db(before: torch.Tensor, after: torch.Tensor, low_hz: int, high_hz: int) -> torch.Tensor:
+    """Per row, the power gain in dB between ``low_hz`` and ``high_hz``."""
+    band = slice(low_hz * before.shape[1] // RATE, high_hz * before.shape[1] // RATE)
+
+    def power(x: torch.Tensor) -> torch.Tensor:
+        return torch.fft.rfft(x, dim=1).abs().square()[:, band].sum(1)
+
+    return 10 * torch.log10(power(after) / power(before))
+
+
+def test_equalizer_gains_stay_within_bounds_and_differ_per_clip_and_band() -> None:
+    torch.manual_seed(0)
+    noise = torch.randn(16, RATE)
+    filtered = random_equalizer(noise, 6.0)
+    low, high = band_gain_db(noise, filtered, 100, 200), band_gain_db(noise, filtered, 4000, 6000)
+    for gains in (low, high):
+        assert gains.abs().max() <= 6.01 and gains.std() > 1.0  # clips get different filters
+    assert (low - high).abs().max() > 3.0  # a tilt or bump, not one gain for every band
+    assert torch.allclose(random_equalizer(noise, 0.0), noise, atol=1e-5)
+    with pytest.raises(ValidationError, match="equalizer_db"):
+        WaveAugmentOptions(equalizer_db=-1)
+
+
 def test_noise_lands_at_the_asked_snr_in_training_only() -> None:
     torch.manual_seed(0)
     options = WaveAugmentOptions(gain_db=0, noise_snr_db=(5, 5), speeds=None, probability=1.0)
@@ -63,6 +86,15 @@ def test_mel_stretch_moves_a_formant_by_the_factor_and_keeps_time() -> None:
     assert torch.equal(stretched[0], features[0])
     assert stretched[:, :, 0].argmax(1).tolist() == [10, 12, 8]
     assert torch.equal(stretched[:, :, 0], stretched[:, :, 4])  # every frame alike: time untouched
+
+
+def test_uneven_stretch_moves_low_and_high_formants_apart() -> None:
+    features = torch.zeros(1, 40, 2)
+    features[:, (10, 30), :] = 1.0  # two "formants"
+    factors = across_bands(torch.tensor([[0.8, 1.2]]), 40)  # squeezed low, stretched high
+    peaks = stretch_bands(features, factors)[0, :, 0].nonzero().flatten().tolist()
+    assert min(peaks) < 10 and max(peaks) > 30
+    assert torch.equal(across_bands(torch.tensor([[1.1]]), 40), torch.full((1, 40), 1.1))
 
 
 def test_spec_augment_stretches_in_training_only_and_bounds_the_warp() -> None:

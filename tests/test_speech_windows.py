@@ -1,6 +1,6 @@
 """Audio longer than the training clips: scored by sliding windows, the best window reported, the
 same through Predictor, the CLI, batch predict, the torch-free ONNX bundle and a real
-``omnitune serve`` on 127.0.0.1."""
+``omnitune serve`` on 127.0.0.1 (attention pooling over the frames, so the exported graph has it)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = write_tone_folder(tmp_path_factory.mktemp("tones"), per_class=32)
     write_noise_class(root)
     run = {"task": {"name": "audio-classification", "clip_seconds": 0.5, "window_hop_seconds": 0.1,
-                    "background_labels": ["noise"], "augment": None},
+                    "background_labels": ["noise"], "augment": None, "pooling": "attention"},
            "backbone": {**tiny_cnn(), "spec_augment": None},
            "dataset": {"name": "audio-folder", "root": str(root), "group_pattern": r"^(spk\d+)_",
                        "validation_fraction": 0.25, "test_fraction": 0.25},

@@ -29,19 +29,27 @@ class ClipClassifier(nn.Module):
         self.backbone = backbone
         self.head = head
         self.pooling = pooling
+        self.frame_scores = nn.Linear(backbone.num_features, 1) if pooling == "attention" else None
 
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         frames, frame_lengths = self.backbone(self.augment(waveforms, lengths), lengths)
-        return self.head(pool(frames, frame_lengths, self.pooling))
+        return self.head(pool(frames, frame_lengths, self.pooling, self.frame_scores))
 
 
-def pool(frames: torch.Tensor, frame_lengths: torch.Tensor, how: str) -> torch.Tensor:
-    """One vector per clip from the frames that hold audio: their mean, max, or the last one."""
+def pool(frames: torch.Tensor, frame_lengths: torch.Tensor, how: str,
+         frame_scores: nn.Module | None = None) -> torch.Tensor:
+    """One vector per clip from the frames that hold audio: their mean, max, the last one, or
+    attention (``frame_scores`` scores each frame; softmax over the clip's frames)."""
     if how == "last":
         return frames[torch.arange(len(frames), device=frames.device), frame_lengths - 1]
     valid = frame_mask(frame_lengths, frames.shape[1]).unsqueeze(-1)
     if how == "max":
         return frames.masked_fill(~valid, float("-inf")).amax(dim=1)
+    if how == "attention":
+        if frame_scores is None:
+            raise ValueError("attention pooling needs frame_scores (a module scoring each frame)")
+        lowest = torch.finfo(frames.dtype).min
+        return (frame_scores(frames).masked_fill(~valid, lowest).softmax(dim=1) * frames).sum(1)
     return (frames * valid).sum(1) / frame_lengths.clamp(min=1).unsqueeze(-1).to(frames.dtype)
 
 

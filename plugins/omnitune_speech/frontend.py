@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 import torchaudio.transforms as T
 from torch import nn
 
@@ -65,8 +66,9 @@ class SpecAugment(nn.Module):
             return features
         if self.options.mel_warp > 0:
             warp = self.options.mel_warp
-            factors = torch.empty(features.shape[0], device=features.device).uniform_(1 - warp, 1 + warp)
-            features = stretch_bands(features, factors)
+            factors = torch.empty(features.shape[0], self.options.mel_warp_points,
+                                  device=features.device).uniform_(1 - warp, 1 + warp)
+            features = stretch_bands(features, across_bands(factors, features.shape[1]))
         fill = features.mean().detach()  # a tensor: no GPU-to-CPU sync each step
         masked = features.unsqueeze(1)
         for _ in range(self.options.freq_masks):
@@ -76,11 +78,20 @@ class SpecAugment(nn.Module):
         return masked.squeeze(1)
 
 
+def across_bands(points: torch.Tensor, bands: int) -> torch.Tensor:
+    """``points`` (B, K) spread evenly over ``bands`` and interpolated linearly: (B, bands)."""
+    if points.shape[1] == 1:
+        return points.expand(-1, bands)
+    return F.interpolate(points.unsqueeze(1), size=bands, mode="linear", align_corners=True).squeeze(1)
+
+
 def stretch_bands(features: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
-    """``features`` (B, F, T) with example b's band axis stretched by ``factors[b]``: band f takes
-    the (interpolated) value of band f / factor, the top band repeats past the edge."""
+    """``features`` (B, F, T) with example b's band axis stretched by ``factors[b]`` (one factor, or
+    one per band): band f takes the (interpolated) value of band f / factor, the top band repeats
+    past the edge."""
     bands = features.shape[1]
-    source = (torch.arange(bands, device=features.device) / factors.unsqueeze(1)).clamp(max=bands - 1)
+    factors = factors.unsqueeze(1) if factors.dim() == 1 else factors
+    source = (torch.arange(bands, device=features.device) / factors).clamp(max=bands - 1)
     below = source.floor().long()
     above = (below + 1).clamp(max=bands - 1)
     weight = (source - below).unsqueeze(2)

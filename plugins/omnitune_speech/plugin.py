@@ -28,6 +28,10 @@ class SpecAugmentOptions(Options):
         "bands stretched by a factor drawn from [1 - mel_warp, 1 + mel_warp] (formants move, timing "
         "stays); 0: off."
     )
+    mel_warp_points: int = Field(
+        1, ge=1, le=8, description="1: one stretch factor per example; more: factors drawn at this many "
+        "bands spread evenly over the axis and interpolated between them (formants moved unevenly)."
+    )
 
 
 class WaveAugmentOptions(Options):
@@ -42,6 +46,11 @@ class WaveAugmentOptions(Options):
         (0.9, 0.95, 1.0, 1.05, 1.1), min_length=1,
         description="Speed (and pitch) change of each training batch, drawn from these factors by "
         "resampling; the clip length is kept (cropped or zero-padded at the end); null: off."
+    )
+    equalizer_db: float = Field(
+        0.0, ge=0, le=24, description="Random smooth equalizer: gains drawn in [-equalizer_db, "
+        "+equalizer_db] dB at six log-spaced frequencies, interpolated between them (another voice, "
+        "microphone or room); 0: off."
     )
     probability: float = Field(0.8, ge=0, le=1, description="Share of training clips augmented.")
 
@@ -134,8 +143,9 @@ class AudioClassificationConfig(ClassificationOptions):
     clip_seconds: float | None = Field(
         1.0, gt=0, description="Crop or zero-pad every clip to this length; null: pad to the longest."
     )
-    pooling: Literal["mean", "max", "last"] = Field(
-        "mean", description="How frames become one vector ('last' is GE2E's own utterance embedding)."
+    pooling: Literal["mean", "max", "last", "attention"] = Field(
+        "mean", description="How frames become one vector ('last' is GE2E's own utterance embedding; "
+        "'attention' weighs frames by a learned score, trained at head_lr)."
     )
     augment: WaveAugmentOptions | None = Field(
         default_factory=WaveAugmentOptions, description="Speed, gain and noise in training; null: off."
