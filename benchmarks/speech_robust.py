@@ -1,7 +1,7 @@
 """Keyword spotting that holds up: voices, accents and noise that training never met.
 
     OMP_NUM_THREADS=1 python benchmarks/speech_robust.py [--manifest PATH] [--output-dir DIR]
-        [--recipe N] [--conditions dev|dev-english|dev-formants|test|test2|test3|test4|test5 ...]
+        [--recipe N] [--conditions dev|dev-english|dev-formants|test|test2|test3|test4|test5|test6 ...]
         [--set KEY=VALUE ...] [--artifact PATH ...]
 
 Trains on speech-commands-synth (synthetic espeak-ng speech) split by voice variant, as
@@ -84,6 +84,7 @@ CONDITIONS = {
                      "noisy (5-20 dB), dev formant-shifted voices"),
     "test4": ("clean, unseen voices", "clean, test4 unseen accents", "noisy (5-20 dB), test4 unseen accents"),
     "test5": ("clean, unseen voices", "clean, test5 unseen accents", "noisy (5-20 dB), test5 unseen accents"),
+    "test6": ("clean, unseen voices", "clean, test6 unseen accents", "noisy (5-20 dB), test6 unseen accents"),
 }
 
 

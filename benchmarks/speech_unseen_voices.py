@@ -6,7 +6,7 @@ unpacked with ``dpkg-deb -x``, never installed). speech-commands-synth used the 
 en-gb, en-gb-scotland, en-gb-x-rp and en-us, the variants m1-m4, f1-f3, Alex, Annie and david, and
 the speeds 140 and 180; these sets use none of them. Synthetic speech, not human recordings.
 
-Eight sets, disjoint in voice variant and speed from the corpus and from each other:
+Nine sets, disjoint in voice variant and speed from the corpus and from each other:
 
 - ``test``: the three English accents espeak-ng has beyond the corpus's five (Lancaster, West
   Midlands, New York City), variants m5-m7, f4, f5; scored once (2026-11-29), for the chosen recipe.
@@ -31,6 +31,9 @@ Eight sets, disjoint in voice variant and speed from the corpus and from each ot
   no other set uses, bar numbered copies of a used one (``iven2``), the unvoiced ``whisper`` and
   ``whisperf`` and ``Mr serious`` (a space in its name): sixteen variants, speeds 147 and 158, noise
   seed 28 (960 clips); scored once, for the recipe chosen on the three dev sets.
+- ``test6`` (2026-11-30, made before any run on it, after ``test5`` had been read): the three unseen
+  accents read by the numbered copies of variants (``iven2``, ``klatt3``, ``robosoft7``, ...), the
+  only ones left: twenty voices, speeds 152 and 166, noise seed 29 (1,200 clips).
 """
 
 from __future__ import annotations
@@ -93,6 +96,10 @@ VOICE_SETS = {
                       ("AnxiousAndy", "Diogo", "Gene", "Henrique", "Mario", "RicishayMax", "Tweaky", "boris",
                        "croak", "ed", "fast", "klatt", "michel", "miguel", "pablo", "robosoft"), (147, 158),
                       seed=28),
+    "test6": VoiceSet("unseen-accents-v6", ("en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc"),
+                      ("iven2", "iven3", "iven4", "klatt2", "klatt3", "klatt4", "klatt5", "klatt6",
+                       "robosoft2", "robosoft3", "robosoft4", "robosoft5", "robosoft7", "robosoft8", "steph2",
+                       "steph3", "Gene2", "edward2", "RicishayMax2", "RicishayMax3"), (152, 166), seed=29),
 }
 
 LIBS = "usr/lib/x86_64-linux-gnu"
