@@ -73,18 +73,15 @@ RECIPES: dict[str, dict[str, Any]] = {
     "SpecAugment + mel warping, MLP head, final weights)": {key: RECOMMENDED[key]
                                                           for key in ("task", "backbone", "head", "train")},
 }
-CONDITIONS = {
-    "test": ("clean, unseen voices", "clean, unseen accents", "noisy (5-20 dB), unseen accents"),
-    "test2": ("clean, unseen voices", "clean, fresh unseen accents", "noisy (5-20 dB), fresh unseen accents"),
-    "test3": ("clean, unseen voices", "clean, test3 unseen accents", "noisy (5-20 dB), test3 unseen accents"),
-    "dev": ("clean, validation voices", "clean, dev accents", "noisy (5-20 dB), dev accents"),
-    "dev-english": ("clean, validation voices", "clean, dev English voices",
-                    "noisy (5-20 dB), dev English voices"),
-    "dev-formants": ("clean, validation voices", "clean, dev formant-shifted voices",
-                     "noisy (5-20 dB), dev formant-shifted voices"),
-    "test4": ("clean, unseen voices", "clean, test4 unseen accents", "noisy (5-20 dB), test4 unseen accents"),
-    "test5": ("clean, unseen voices", "clean, test5 unseen accents", "noisy (5-20 dB), test5 unseen accents"),
-    "test6": ("clean, unseen voices", "clean, test6 unseen accents", "noisy (5-20 dB), test6 unseen accents"),
+NEW_CLIPS = {  # what each condition's new clips are, as the table's columns name them
+    "test": "unseen accents", "test2": "fresh unseen accents", "test3": "test3 unseen accents",
+    "test4": "test4 unseen accents", "test5": "test5 unseen accents", "test6": "test6 unseen accents",
+    "dev": "dev accents", "dev-english": "dev English voices", "dev-formants": "dev formant-shifted voices",
+}
+CONDITIONS = {  # the corpus's own voices, then the new clips clean and noisy
+    kind: ("clean, validation voices" if kind.startswith("dev") else "clean, unseen voices",
+           f"clean, {clips}", f"noisy (5-20 dB), {clips}")
+    for kind, clips in NEW_CLIPS.items()
 }
 
 
