@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -23,6 +23,9 @@ class SpeechBackbone(nn.Module):
 
     sample_rate: int
     num_features: int
+    int8: Literal["static", "dynamic"] = "static"
+    """How int8 quantizes the ONNX graph: activation ranges calibrated on training clips
+    (convolutions), or ranges taken per batch (onnxruntime quantizes LSTMs only that way)."""
 
     def feature_module(self) -> nn.Module | None:
         """The module whose output ``(B, bands, frames)`` is what the backbone reads of the audio,

@@ -40,6 +40,7 @@ class GE2EEncoder(SpeechBackbone):
     sample_rate = SAMPLE_RATE
     num_features = HIDDEN
     num_layers = LAYERS + 1
+    int8 = "dynamic"
 
     def __init__(self, config: GE2EConfig) -> None:
         super().__init__()

@@ -36,6 +36,7 @@ from omnitune.plugins import Plugins
 log = logging.getLogger("omnitune")
 
 Exporter = Literal["auto", "dynamo", "torchscript"]
+WEIGHTED_OPS = ("MatMul", "Gemm", "Conv", "LSTM", "GRU")  # what int8 would have quantized
 
 
 class ParityError(OmnituneError):
@@ -68,6 +69,9 @@ class ExportSpec:
     score_name: str = "accuracy"
     quantization: Literal["dynamic", "static"] = "dynamic"
     """int8 method: dynamic for transformer-style graphs, static (calibrated) for convolutions."""
+    int8_float_nodes: Callable[[Any], list[str]] = field(default=lambda graph: [])
+    """The ONNX graph (``onnx.GraphProto``) -> names of nodes int8 leaves in float, where values
+    span more range than int8 holds."""
     write_files: Callable[[Path], None] = field(default=lambda folder: None)
     """Writes the processor's files (a tokenizer, an item table) into the bundle folder."""
 
@@ -224,23 +228,28 @@ def quantize_int8(folder: Path, spec: ExportSpec, calibration: list[Any]) -> dic
     """``model.int8.onnx`` from ``model.onnx``: dynamic int8 weights, or static QDQ int8 with
     activation ranges calibrated on ``calibration`` (raw training inputs) through the processor;
     weights get one scale per output channel either way."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     source, prepared, target = folder / "model.onnx", folder / "model.prep.onnx", folder / "model.int8.onnx"
     quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+    graph = onnx.load(str(prepared)).graph
+    kept_float = spec.int8_float_nodes(graph)
+    weighted = [node.name for node in graph.node if node.name in kept_float and node.op_type in WEIGHTED_OPS]
     if spec.quantization == "dynamic":  # per-channel weight scales: chosen on validation, see docs/deploy.md
-        quantize_dynamic(str(prepared), str(target), weight_type=QuantType.QInt8, per_channel=True)
+        quantize_dynamic(str(prepared), str(target), weight_type=QuantType.QInt8, per_channel=True,
+                         nodes_to_exclude=kept_float)
     else:
         if not calibration:
             raise ConfigError("static int8 quantization needs calibration inputs: the artifact's "
                               "training split did not resolve")
         reader = _calibration_reader(folder, calibration)
-        quantize_static(str(prepared), str(target), reader, per_channel=True,
+        quantize_static(str(prepared), str(target), reader, per_channel=True, nodes_to_exclude=kept_float,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     prepared.unlink()
     return {"file": target.name, "bytes": target.stat().st_size, "method": spec.quantization,
-            "per_channel": True}
+            "per_channel": True, "kept_float": weighted}
 
 
 def _calibration_reader(folder: Path, raw: list[Any], batch_size: int = 16) -> Any:
