@@ -70,8 +70,8 @@ RECIPES: dict[str, dict[str, Any]] = {
         "train": FROZEN,
     },
     "default recipe (examples/speech_keywords.yaml: GE2E fine-tuned, widened augmentation + "
-    "SpecAugment + mel warping, MLP head, final weights)": {key: RECOMMENDED[key]
-                                                          for key in ("task", "backbone", "head", "train")},
+    "noise floor + SpecAugment + mel warping, attention pooling, MLP head, final weights)": {
+        key: RECOMMENDED[key] for key in ("task", "backbone", "head", "train")},
 }
 NEW_CLIPS = {  # what each condition's new clips are, as the table's columns name them
     "test": "unseen accents", "test2": "fresh unseen accents", "test3": "test3 unseen accents",

@@ -33,7 +33,8 @@ Nine sets, disjoint in voice variant and speed from the corpus and from each oth
   seed 28 (960 clips); scored once, for the recipe chosen on the three dev sets.
 - ``test6`` (2026-11-30, made before any run on it, after ``test5`` had been read): the three unseen
   accents read by the numbered copies of variants (``iven2``, ``klatt3``, ``robosoft7``, ...), the
-  only ones left: twenty voices, speeds 152 and 166, noise seed 29 (1,200 clips).
+  only ones left: twenty voices, speeds 152 and 166, noise seed 29 (1,200 clips); scored once
+  (2026-11-30), for the recipe chosen on the three dev sets (noise floor, attention pooling).
 """
 
 from __future__ import annotations

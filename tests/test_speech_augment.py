@@ -7,7 +7,7 @@ import torch
 from pydantic import ValidationError
 
 from omnitune_speech.augment import WaveAugment, change_speed, coloured_noise, random_equalizer
-from omnitune_speech.frontend import SpecAugment, across_bands, stretch_bands
+from omnitune_speech.frontend import NoiseFloor, SpecAugment, across_bands, stretch_bands
 from omnitune_speech.plugin import AudioClassificationConfig, SpecAugmentOptions, WaveAugmentOptions
 
 RATE = 16000
@@ -108,3 +108,21 @@ def test_spec_augment_stretches_in_training_only_and_bounds_the_warp() -> None:
     assert torch.equal(augment.eval()(features), features)
     with pytest.raises(ValidationError, match="mel_warp"):
         SpecAugmentOptions(mel_warp=0.6)
+
+
+def test_noise_floor_removes_steady_noise_keeps_clean_clips_and_ignores_padding() -> None:
+    torch.manual_seed(0)
+    speech = torch.zeros(2, 40, 100)
+    speech[:, 5:15, 40:80] = 10.0  # a word in the middle, silence around it
+    noise = torch.linspace(0.5, 2.0, 40).view(1, 40, 1).expand(2, 40, 100)
+    lengths = torch.tensor([100, 90])
+    subtract = NoiseFloor(1.0)
+
+    cleaned = subtract(speech + noise, lengths)
+    assert torch.allclose(cleaned[:, :, :40], NoiseFloor.RESIDUAL * noise[:, :, :40])
+    assert torch.allclose(cleaned[:, 5:15, 40:80], speech[:, 5:15, 40:80])
+    assert torch.equal(subtract(speech, lengths), speech)
+
+    padded = (speech + noise).clone()
+    padded[1, :, 90:] = 0.0  # frames past the clip's length do not lower its floor
+    assert torch.allclose(subtract(padded, lengths)[1, :, :90], cleaned[1, :, :90])

@@ -126,14 +126,16 @@ def assert_two_class_prediction(prediction: dict) -> None:
     assert prediction["label"] == max(probabilities, key=probabilities.get)
 
 
-def test_ge2e_padding_after_a_clip_leaves_its_frames_unchanged() -> None:
+@pytest.mark.parametrize(("noise_floor", "tolerance"), [(0.0, 1e-5), (1.5, 1e-4)])
+def test_ge2e_padding_after_a_clip_leaves_its_frames_unchanged(noise_floor: float, tolerance: float) -> None:
     """The LSTM runs unpacked (three times faster on CPU): in a batch with a longer clip, a short
-    clip's frames are those it gets alone, up to the frames whose STFT window reaches its end."""
+    clip's frames are those it gets alone, up to the frames whose STFT window reaches its end (with
+    ``noise_floor`` those last frames count towards the floor, hence the looser tolerance)."""
     from omnitune_speech.ge2e import GE2EEncoder
     from omnitune_speech.plugin import GE2EConfig
 
     torch.manual_seed(0)
-    encoder = GE2EEncoder(GE2EConfig()).eval()
+    encoder = GE2EEncoder(GE2EConfig(noise_floor=noise_floor)).eval()
     short, long = torch.randn(8000) * 0.1, torch.randn(16000) * 0.1
     with torch.no_grad():
         alone, alone_lengths = encoder(short.unsqueeze(0), torch.tensor([8000]))
@@ -141,4 +143,28 @@ def test_ge2e_padding_after_a_clip_leaves_its_frames_unchanged() -> None:
                                    torch.tensor([8000, 16000]))
     assert lengths.tolist() == [alone_lengths.item(), 101] == [51, 101]
     inside = (8000 - 200) // 160 + 1  # frames whose 25 ms window ends inside the short clip
-    assert torch.allclose(batched[0, :inside], alone[0, :inside], atol=1e-5)
+    assert torch.allclose(batched[0, :inside], alone[0, :inside], atol=tolerance)
+
+
+def test_ge2e_noise_floor_exports_to_onnx_and_matches_pytorch(tmp_path: Path) -> None:
+    """The noise floor (a sort over frame energies) goes into the ONNX graph, and onnxruntime
+    gives the frames PyTorch gives, for clips of two lengths in one batch."""
+    import onnxruntime
+
+    from omnitune_speech.ge2e import GE2EEncoder
+    from omnitune_speech.plugin import GE2EConfig
+
+    torch.manual_seed(0)
+    encoder = GE2EEncoder(GE2EConfig(noise_floor=1.5)).eval()
+    waveforms = torch.randn(2, 8000) * 0.1
+    waveforms[0, 2000:5000] += torch.sin(torch.arange(3000) * 0.3)  # a tone inside steady noise
+    lengths = torch.tensor([8000, 6000])
+    torch.onnx.export(encoder, (waveforms, lengths), str(tmp_path / "ge2e.onnx"), dynamo=True,
+                      external_data=False, input_names=["waveforms", "lengths"],
+                      output_names=["frames", "frame_lengths"], opset_version=18)
+    session = onnxruntime.InferenceSession(str(tmp_path / "ge2e.onnx"), providers=["CPUExecutionProvider"])
+    frames, _ = session.run(None, {"waveforms": waveforms.numpy(), "lengths": lengths.numpy()})
+    with torch.no_grad():
+        expected, _ = encoder(waveforms, lengths)
+    assert frames.shape == expected.shape
+    assert torch.allclose(torch.from_numpy(frames), expected, atol=1e-4)

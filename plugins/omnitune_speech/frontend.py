@@ -100,6 +100,30 @@ def stretch_bands(features: torch.Tensor, factors: torch.Tensor) -> torch.Tensor
     return low + (high - low) * weight
 
 
+class NoiseFloor(nn.Module):
+    """Spectral subtraction on power features ``(B, F, T)``: each band loses ``factor`` times the
+    clip's noise floor (its mean power over the quietest ``QUIET_SHARE`` of the frames that hold
+    audio) and keeps at least ``RESIDUAL`` of the floor. Clean clips (silent pauses) pass nearly
+    unchanged; steady noise is mostly removed. Hand-written because torchaudio has no noise
+    subtraction, and in the model it runs alike in training, prediction and the ONNX graph."""
+
+    QUIET_SHARE = 0.2
+    RESIDUAL = 0.05
+
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, power: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
+        holds_audio = frame_mask(frame_lengths, power.shape[2])
+        energy = power.sum(1).masked_fill(~holds_audio, float("inf"))
+        last_quiet = (frame_lengths * self.QUIET_SHARE).long().clamp(min=1) - 1
+        threshold = energy.sort(dim=1).values.gather(1, last_quiet.unsqueeze(1))
+        quiet = ((energy <= threshold) & holds_audio).to(power.dtype).unsqueeze(1)
+        floor = (power * quiet).sum(2, keepdim=True) / quiet.sum(2, keepdim=True).clamp(min=1)
+        return torch.maximum(power - self.factor * floor, self.RESIDUAL * floor)
+
+
 def frame_mask(frame_lengths: torch.Tensor, frames: int) -> torch.Tensor:
     """``(B, T)`` booleans: True where a frame holds audio."""
     return torch.arange(frames, device=frame_lengths.device) < frame_lengths.unsqueeze(1)

@@ -17,7 +17,7 @@ from torch import nn
 
 from omnitune.assets import PackagedAsset, resolve
 from omnitune_speech.backbone import SpeechBackbone, load_into, load_state_dict
-from omnitune_speech.frontend import MelFrontEnd, SpecAugment
+from omnitune_speech.frontend import MelFrontEnd, NoiseFloor, SpecAugment
 from omnitune_speech.plugin import GE2EConfig
 
 RESEMBLYZER = PackagedAsset(
@@ -47,14 +47,18 @@ class GE2EEncoder(SpeechBackbone):
         self.normalize_volume = config.normalize_volume
         self.frontend = MelFrontEnd("power-mel", SAMPLE_RATE, MEL_BANDS, 25.0, 10.0, slaney=True)
         self.spec_augment = SpecAugment(config.spec_augment) if config.spec_augment else nn.Identity()
+        self.noise_floor = NoiseFloor(config.noise_floor) if config.noise_floor > 0 else None
         self.lstm = nn.LSTM(MEL_BANDS, HIDDEN, LAYERS, batch_first=True)
         self.linear = nn.Linear(HIDDEN, HIDDEN)
 
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.normalize_volume:
             waveforms = _raise_to_dbfs(waveforms, lengths, TARGET_DBFS)
-        mels = self.spec_augment(self.frontend(waveforms)).transpose(1, 2)
-        frame_lengths = self.frontend.frame_lengths(lengths, mels.shape[1])
+        mels = self.frontend(waveforms)
+        frame_lengths = self.frontend.frame_lengths(lengths, mels.shape[2])
+        if self.noise_floor is not None:
+            mels = self.noise_floor(mels, frame_lengths)
+        mels = self.spec_augment(mels).transpose(1, 2)
         # Unpacked on purpose: the LSTM reads forwards, so a frame's output never depends on the
         # padding after it, and on CPU a packed sequence costs about three times the time.
         outputs, _ = self.lstm(mels)

@@ -88,6 +88,10 @@ class GE2EConfig(Options):
         None, description="Local GE2E state dict (.pt or .safetensors); default: Resemblyzer 0.1.4 from PyPI."
     )
     normalize_volume: bool = Field(True, description="Raise quiet clips to -30 dBFS, as GE2E was trained.")
+    noise_floor: float = Field(
+        0.0, ge=0, le=4, description="Spectral subtraction of steady noise: each mel band loses this many "
+        "times its level in the clip's quietest fifth of frames, in training and prediction; 0: off."
+    )
     spec_augment: SpecAugmentOptions | None = Field(
         default_factory=SpecAugmentOptions, description="Masking in training; null: off."
     )
