@@ -6,7 +6,7 @@ unpacked with ``dpkg-deb -x``, never installed). speech-commands-synth used the 
 en-gb, en-gb-scotland, en-gb-x-rp and en-us, the variants m1-m4, f1-f3, Alex, Annie and david, and
 the speeds 140 and 180; these sets use none of them. Synthetic speech, not human recordings.
 
-Nine sets, disjoint in voice variant and speed from the corpus and from each other:
+Ten sets, disjoint in voice variant and speed from the corpus and from each other:
 
 - ``test``: the three English accents espeak-ng has beyond the corpus's five (Lancaster, West
   Midlands, New York City), variants m5-m7, f4, f5; scored once (2026-11-29), for the chosen recipe.
@@ -35,6 +35,11 @@ Nine sets, disjoint in voice variant and speed from the corpus and from each oth
   accents read by the numbered copies of variants (``iven2``, ``klatt3``, ``robosoft7``, ...), the
   only ones left: twenty voices, speeds 152 and 166, noise seed 29 (1,200 clips); scored once
   (2026-11-30), for the recipe chosen on the three dev sets (noise floor, attention pooling).
+- ``test7`` (2026-11-30, made before any run on it, after ``test6`` had been read): another
+  synthesiser, as espeak-ng has no English voice left. flite 2.2 (pinned Debian packages, like
+  espeak-ng) reads the words with its five voices (kal at 8 kHz, kal16, awb, rms, slt), stretched
+  to 90, 100 and 115% of their duration and aimed at 95, 130, 175 and 220 Hz of pitch, noise seed
+  30 (600 clips).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ import itertools
 import os
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,8 +70,8 @@ RATE = 16000
 
 @dataclass(frozen=True)
 class VoiceSet:
-    """Every word in every accent, variant and speed; ``cache_name`` names the cache entry (bump its
-    version when the recipe changes)."""
+    """Every word in every espeak-ng accent, variant and speed; ``cache_name`` names the cache entry
+    (bump its version when the recipe changes)."""
 
     cache_name: str
     accents: tuple[str, ...]
@@ -73,10 +79,46 @@ class VoiceSet:
     speeds: tuple[int, ...]
     seed: int
 
+    def utterances(self, scratch: Path) -> Iterator[tuple[dict[str, object], np.ndarray]]:
+        """``(manifest row without noise, speech at RATE)`` for every combination."""
+        speak = _espeak_command()
+        combinations = itertools.product(WORDS, self.accents, self.variants, self.speeds)
+        for word, accent, variant, speed in combinations:
+            row = {"path": f"{word}/{accent}_{variant}_{speed}.flac", "label": word, "accent": accent,
+                   "variant": variant, "speed": speed}
+            yield row, _synthesise(speak, word, accent, variant, speed, scratch)
+
+
+@dataclass(frozen=True)
+class FliteSet:
+    """Every word in every flite voice, duration stretch (percent) and pitch target (Hz): another
+    synthesiser than the corpus's espeak-ng."""
+
+    cache_name: str
+    voices: tuple[str, ...]
+    stretches: tuple[int, ...]
+    pitches_hz: tuple[int, ...]
+    seed: int
+
+    def utterances(self, scratch: Path) -> Iterator[tuple[dict[str, object], np.ndarray]]:
+        """``(manifest row without noise, speech at RATE)`` for every combination."""
+        binary, library = (resolve_deb(asset) for asset in FLITE)
+        env = {**os.environ, "LD_LIBRARY_PATH": str(library)}
+        wav = scratch / "word.wav"
+        combinations = itertools.product(WORDS, self.voices, self.stretches, self.pitches_hz)
+        for word, voice, stretch, pitch in combinations:
+            settings = ["--setf", f"duration_stretch={stretch / 100}",
+                        "--setf", f"int_f0_target_mean={pitch}"]
+            subprocess.run([str(binary), "-voice", voice, "-t", word, "-o", str(wav), *settings],
+                           env=env, check=True, capture_output=True)
+            row = {"path": f"{word}/flite_{voice}_{stretch}_{pitch}.flac", "label": word, "voice": voice,
+                   "stretch": stretch, "pitch_hz": pitch}
+            yield row, _read_resampled(wav)
+
 
 UNSEEN_ACCENTS = ("en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc")  # English accents the corpus lacks
 CORPUS_ACCENTS = ("en-029", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-us")
-VOICE_SETS = {
+VOICE_SETS: dict[str, VoiceSet | FliteSet] = {
     "test": VoiceSet("unseen-accents-v1", UNSEEN_ACCENTS,
                      ("m5", "m6", "m7", "f4", "f5"), (155, 170), seed=20),
     "test2": VoiceSet("unseen-accents-v2", UNSEEN_ACCENTS,
@@ -103,9 +145,17 @@ VOICE_SETS = {
                       ("iven2", "iven3", "iven4", "klatt2", "klatt3", "klatt4", "klatt5", "klatt6",
                        "robosoft2", "robosoft3", "robosoft4", "robosoft5", "robosoft7", "robosoft8", "steph2",
                        "steph3", "Gene2", "edward2", "RicishayMax2", "RicishayMax3"), (152, 166), seed=29),
+    "test7": FliteSet("flite-voices-v1", ("kal", "kal16", "awb", "rms", "slt"), (90, 100, 115),
+                      (95, 130, 175, 220), seed=30),
 }
 
 LIBS = "usr/lib/x86_64-linux-gnu"
+FLITE = (
+    DebianAsset("flite", "2.2-5", "f4ce03470bf9974c2cb9cacd981e6be29339ef4c97cf994dd6fa3f90e6544db9",
+                "usr/bin/flite"),
+    DebianAsset("libflite1", "2.2-5", "bfa8c591f1b47730b30b372ec38e02918a1c9795eada67684e1746390ad2f061",
+                LIBS),
+)
 ESPEAK = (
     DebianAsset("espeak-ng", "1.51+dfsg-10+deb12u2",
                 "a11396a690f85f55e6e6b2965505237ddf3dc95c51936aa61de936f1ccf8f4d0", "usr/bin/espeak-ng"),
@@ -129,25 +179,21 @@ def unseen_voice_sets(which: str = "test") -> dict[str, Path]:
     return {name: entry / name / "manifest.csv" for name in ("clean", "noisy")}
 
 
-def _write_sets(staging: Path, voice_set: VoiceSet) -> None:
-    speak = _espeak_command()
+def _write_sets(staging: Path, voice_set: VoiceSet | FliteSet) -> None:
     rng = np.random.default_rng(voice_set.seed)
     torch.manual_seed(voice_set.seed)
     rows: dict[str, list[dict[str, object]]] = {"clean": [], "noisy": []}
-    combinations = itertools.product(WORDS, voice_set.accents, voice_set.variants, voice_set.speeds)
-    with tempfile.TemporaryDirectory(prefix="omnitune-espeak-") as scratch:
-        for word, accent, variant, speed in combinations:
-            clean = _placed(_synthesise(speak, word, accent, variant, speed, Path(scratch)), rng)
+    with tempfile.TemporaryDirectory(prefix="omnitune-speech-") as scratch:
+        for row, speech in voice_set.utterances(Path(scratch)):
+            clean = _placed(speech, rng)
             colour = str(rng.choice(list(NOISE_COLOURS)))
             snr = float(rng.uniform(*SNR_DB))
             noise = coloured_noise(torch.zeros(1, RATE), torch.tensor([NOISE_COLOURS[colour]]))[0].numpy()
             noisy = np.clip(clean + noise * noise_scale(clean, snr), -1, 1)
-            name = f"{word}/{accent}_{variant}_{speed}.flac"
-            row = {"path": name, "label": word, "accent": accent, "variant": variant, "speed": speed}
             for kind, audio, extra in (("clean", clean, {}),
                                        ("noisy", noisy, {"noise": colour, "snr_db": round(snr, 2)})):
-                (staging / kind / word).mkdir(parents=True, exist_ok=True)
-                soundfile.write(staging / kind / name, audio.astype(np.float32), RATE)
+                (staging / kind / str(row["label"])).mkdir(parents=True, exist_ok=True)
+                soundfile.write(staging / kind / str(row["path"]), audio.astype(np.float32), RATE)
                 rows[kind].append(row | extra)
     for kind, kind_rows in rows.items():
         with open(staging / kind / "manifest.csv", "w", newline="", encoding="utf-8") as handle:
@@ -169,6 +215,10 @@ def _synthesise(speak: tuple[list[str], dict[str, str]], word: str, accent: str,
     wav = scratch / "word.wav"
     subprocess.run([*command, "-v", f"{accent}+{variant}", "-s", str(speed), "-w", str(wav), word],
                    env=env, check=True, capture_output=True)
+    return _read_resampled(wav)
+
+
+def _read_resampled(wav: Path) -> np.ndarray:
     audio, rate = soundfile.read(wav, dtype="float32")
     return AF.resample(torch.from_numpy(audio), rate, RATE).numpy()
 
