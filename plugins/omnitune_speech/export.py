@@ -23,10 +23,9 @@ def _example(samples: int) -> dict[str, torch.Tensor]:
 
 def audio_classification_spec(task: AudioClassification) -> ExportSpec:
     """Clip classifier with a softmax on top; int8 as the backbone says (``SpeechBackbone.int8``:
-    static, calibrated on training clips, or dynamic). With
-    ``clip_seconds`` every input (a clip or a window of a longer file) has that length, so the
-    graph takes exactly that many samples: an LSTM (GE2E) exports with a fixed sequence length
-    only."""
+    static, calibrated on training clips, or dynamic). With ``clip_seconds`` every input (a clip
+    or a window of a longer file) has that length, so the graph takes exactly that many samples:
+    an LSTM (GE2E) exports with a fixed sequence length only."""
     clip = task.clip_samples
     return ExportSpec(
         module=ClassificationScores(task.model),
