@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -48,6 +49,7 @@ class Runtime:
             torch.cuda.set_device(chosen)
         if not dist.is_initialized():
             dist.init_process_group(backend="nccl" if chosen.type == "cuda" else "gloo")
+            atexit.register(leave_process_group)
         kind = FSDP if distributed == "fsdp" else DDP
         return cls(chosen, select_precision(precision, chosen),
                    kind(chosen, dist.get_rank(), dist.get_world_size()))
@@ -277,3 +279,11 @@ def data_generator(seed: int) -> torch.Generator:
 def epoch_order(size: int, seed: int, epoch: int) -> Iterator[int]:
     """The shuffled order of one epoch, a pure function of (seed, epoch) so resume can replay it."""
     return iter(torch.randperm(size, generator=data_generator(seed * 100_003 + epoch)).tolist())
+
+
+def leave_process_group() -> None:
+    """Destroy the process group a run joined, at exit while the interpreter is still whole: left
+    to interpreter shutdown, gloo's worker threads can abort the process (SIGABRT, "terminate
+    called without an active exception"; pytorch/pytorch#190489), failing a finished run."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
