@@ -70,7 +70,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "train": FROZEN,
     },
     "default recipe (examples/speech_keywords.yaml: GE2E fine-tuned, widened augmentation + "
-    "noise floor + SpecAugment + mel warping, attention pooling, MLP head, final weights)": {
+    "noise floor + SpecAugment + uneven mel warping, attention pooling, MLP head, final weights)": {
         key: RECOMMENDED[key] for key in ("task", "backbone", "head", "train")},
 }
 NEW_CLIPS = {  # what each condition's new clips are, as the table's columns name them
