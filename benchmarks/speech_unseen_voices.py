@@ -86,7 +86,8 @@ class VoiceSet:
         for word, accent, variant, speed in combinations:
             row = {"path": f"{word}/{accent}_{variant}_{speed}.flac", "label": word, "accent": accent,
                    "variant": variant, "speed": speed}
-            yield row, _synthesise(speak, word, accent, variant, speed, scratch)
+            arguments = ["-v", f"{accent}+{variant}", "-s", str(speed), word, "-w"]
+            yield row, _synthesise(speak, arguments, scratch)
 
 
 @dataclass(frozen=True)
@@ -102,18 +103,14 @@ class FliteSet:
 
     def utterances(self, scratch: Path) -> Iterator[tuple[dict[str, object], np.ndarray]]:
         """``(manifest row without noise, speech at RATE)`` for every combination."""
-        binary, library = (resolve_deb(asset) for asset in FLITE)
-        env = {**os.environ, "LD_LIBRARY_PATH": str(library)}
-        wav = scratch / "word.wav"
+        speak = _flite_command()
         combinations = itertools.product(WORDS, self.voices, self.stretches, self.pitches_hz)
         for word, voice, stretch, pitch in combinations:
-            settings = ["--setf", f"duration_stretch={stretch / 100}",
-                        "--setf", f"int_f0_target_mean={pitch}"]
-            subprocess.run([str(binary), "-voice", voice, "-t", word, "-o", str(wav), *settings],
-                           env=env, check=True, capture_output=True)
             row = {"path": f"{word}/flite_{voice}_{stretch}_{pitch}.flac", "label": word, "accent": "flite",
                    "variant": voice, "stretch": stretch, "pitch_hz": pitch}  # the columns runs group by
-            yield row, _read_resampled(wav)
+            arguments = ["-voice", voice, "--setf", f"duration_stretch={stretch / 100}",
+                         "--setf", f"int_f0_target_mean={pitch}", "-t", word, "-o"]
+            yield row, _synthesise(speak, arguments, scratch)
 
 
 UNSEEN_ACCENTS = ("en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc")  # English accents the corpus lacks
@@ -209,12 +206,17 @@ def _espeak_command() -> tuple[list[str], dict[str, str]]:
     return [str(binary), f"--path={data}"], env
 
 
-def _synthesise(speak: tuple[list[str], dict[str, str]], word: str, accent: str, variant: str,
-                speed: int, scratch: Path) -> np.ndarray:
+def _flite_command() -> tuple[list[str], dict[str, str]]:
+    """The unpacked flite binary, its library on ``LD_LIBRARY_PATH``."""
+    binary, library = (resolve_deb(asset) for asset in FLITE)
+    return [str(binary)], {**os.environ, "LD_LIBRARY_PATH": str(library)}
+
+
+def _synthesise(speak: tuple[list[str], dict[str, str]], arguments: list[str], scratch: Path) -> np.ndarray:
+    """Run the synthesiser with ``arguments`` followed by the output wav's path; the speech at RATE."""
     command, env = speak
     wav = scratch / "word.wav"
-    subprocess.run([*command, "-v", f"{accent}+{variant}", "-s", str(speed), "-w", str(wav), word],
-                   env=env, check=True, capture_output=True)
+    subprocess.run([*command, *arguments, str(wav)], env=env, check=True, capture_output=True)
     return _read_resampled(wav)
 
 
