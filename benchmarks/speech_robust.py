@@ -1,7 +1,7 @@
 """Keyword spotting that holds up: voices, accents and noise that training never met.
 
     OMP_NUM_THREADS=1 python benchmarks/speech_robust.py [--manifest PATH] [--output-dir DIR]
-        [--recipe N] [--conditions dev|dev-english|dev-formants|test|test2|...|test7 ...]
+        [--recipe N] [--conditions dev|dev-english|dev-formants|test|test2|...|test8 ...]
         [--set KEY=VALUE ...] [--artifact PATH ...]
 
 Trains on speech-commands-synth (synthetic espeak-ng speech) split by voice variant, as
@@ -76,7 +76,7 @@ RECIPES: dict[str, dict[str, Any]] = {
 NEW_CLIPS = {  # what each condition's new clips are, as the table's columns name them
     "test": "unseen accents", "test2": "fresh unseen accents", "test3": "test3 unseen accents",
     "test4": "test4 unseen accents", "test5": "test5 unseen accents", "test6": "test6 unseen accents",
-    "test7": "test7 flite voices",
+    "test7": "test7 flite voices", "test8": "test8 made-up voices",
     "dev": "dev accents", "dev-english": "dev English voices", "dev-formants": "dev formant-shifted voices",
 }
 CONDITIONS = {  # the corpus's own voices, then the new clips clean and noisy

