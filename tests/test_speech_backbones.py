@@ -168,3 +168,29 @@ def test_ge2e_noise_floor_exports_to_onnx_and_matches_pytorch(tmp_path: Path) ->
         expected, _ = encoder(waveforms, lengths)
     assert frames.shape == expected.shape
     assert torch.allclose(torch.from_numpy(frames), expected, atol=1e-4)
+
+
+def test_ge2e_exports_with_int8_keeping_the_front_end_and_first_lstm_float(
+        tmp_path: Path, plugins: omnitune.Plugins) -> None:
+    """GE2E exports with a fixed clip length (its LSTM does not export with a dynamic one) and int8
+    leaves the power-mel front end and the first LSTM in float (``float_through``). Without held-out
+    clips it refuses, saying so."""
+    from omnitune.errors import ConfigError
+    from omnitune.export import export
+
+    root = write_tone_folder(tmp_path / "tones", per_class=8)
+    run = {"task": {"name": "audio-classification", "clip_seconds": 0.5, "pooling": "attention"},
+           "backbone": {"name": "ge2e", "noise_floor": 1.5}, "head": {"name": "mlp"},
+           "dataset": {"name": "audio-folder", "root": str(root), "validation_fraction": 0,
+                       "test_fraction": 0},
+           "train": train_settings(max_steps=2), "output_dir": str(tmp_path / "run")}
+    artifact = omnitune.finetune(run, plugins=plugins).artifact
+    with pytest.raises(ConfigError, match="no test or validation split"):
+        export(artifact, tmp_path / "refused")
+    run["dataset"] |= {"group_pattern": r"^(spk\d+)_", "validation_fraction": 0.25}
+    run["output_dir"] = str(tmp_path / "held-out")
+    artifact = omnitune.finetune(run, plugins=plugins).artifact
+    manifest = export(artifact, tmp_path / "bundle", quantize="int8", exporter="dynamo")
+    assert manifest["parity"]["failures"] == [] and manifest["quantization"]["failures"] == []
+    filterbank, first_lstm = manifest["models"]["int8"]["kept_float"]  # node names given by the exporter
+    assert "matmul" in filterbank.lower() and "LSTM" in first_lstm

@@ -44,7 +44,7 @@ def held_out(predictor: Any, spec: ExportSpec, inputs: list[Any] | None, samples
     calibration = [spec.raw_input(e) for e in splits.train[:CALIBRATION_SAMPLES]] if splits else []
     if inputs is not None:
         return HeldOut(list(inputs)[:samples], None, calibration, f"{min(len(inputs), samples)} inputs given")
-    examples = list(splits.test or splits.validation)[:samples]
+    examples = list(splits.test or splits.validation or [])[:samples]
     if not examples:
         raise ConfigError("the artifact's dataset has no test or validation split; give held-out "
                           "inputs for the parity check (--inputs FILE)")
