@@ -43,7 +43,8 @@ Ten sets, disjoint in voice variant and speed from the corpus and from each othe
 - ``test8`` (2026-11-30, made before any run on it, after ``test7`` had been read): espeak-ng has no
   variant left, so twelve are made up (``made_up_variant``: pitch, formants, flutter and roughness
   drawn with seed 31) and read in the three unseen accents at speeds 153 and 163, noise seed 31
-  (720 clips); scored once, for the recipe chosen on the three dev sets.
+  (720 clips); scored once (2026-11-30), for the recipe chosen on the three dev sets (the
+  speech-embedding backbone).
 """
 
 from __future__ import annotations

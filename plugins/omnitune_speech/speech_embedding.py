@@ -38,8 +38,9 @@ N_FFT, HOP, MEL_BANDS = 512, 160, 32
 WINDOW_FRAMES, FRAME_STRIDE = 76, 8
 INT16_SCALE = 32767.0
 TOP_DB = 80.0
-CHANNELS = (24, 48, 72, 96)  # width of the four stages; each ends in a max pool
-POOLS = ((2, 2), (1, 2), (2, 2), (1, 2), (2, 2))
+FIRST_WIDTH = 24
+BLOCK_WIDTHS = (24, 24, 48, 48, 48, 48, 72, 72, 72, 72, 96, 96, 96, 96, 96, 96, 96, 96)  # conv2d_1..18
+POOL_AFTER = {2: (2, 2), 6: (1, 2), 10: (2, 2), 14: (1, 2), 18: (2, 2)}  # block -> max pool (time, bands)
 FEATURES = 96
 
 
@@ -92,14 +93,15 @@ class _Floor(nn.Module):
 
 def embedding_network() -> nn.Sequential:
     """The CNN: ``(B, 1, T, 34)`` (time, zero-padded bands) -> ``(B, 96, (T - 76) // 8 + 1, 1)``."""
-    layers: list[nn.Module] = [nn.Conv2d(1, CHANNELS[0], 3, bias=False), nn.ReLU(),
-                               nn.BatchNorm2d(CHANNELS[0], eps=1e-3), nn.LeakyReLU(0.2), _Floor(-0.4)]
-    widths = [CHANNELS[0]] + [CHANNELS[0]] * 2 + [CHANNELS[1]] * 4 + [CHANNELS[2]] * 4 + [CHANNELS[3]] * 8
-    for index in range(18):  # pairs of 1x3 and 3x1 blocks; a pool after blocks 2, 6, 10, 14 and 18
-        layers.append(conv_block(widths[index], widths[index + 1], (1, 3) if index % 2 == 0 else (3, 1)))
-        if index in (1, 5, 9, 13, 17):
-            layers.append(nn.MaxPool2d(POOLS[(index - 1) // 4], ceil_mode=False))
-    layers.append(nn.Conv2d(CHANNELS[3], FEATURES, (3, 1), bias=False))
+    layers: list[nn.Module] = [nn.Conv2d(1, FIRST_WIDTH, 3, bias=False), nn.ReLU(),
+                               nn.BatchNorm2d(FIRST_WIDTH, eps=1e-3), nn.LeakyReLU(0.2), _Floor(-0.4)]
+    width = FIRST_WIDTH
+    for number, width_out in enumerate(BLOCK_WIDTHS, start=1):  # odd blocks 1x3, even blocks 3x1
+        layers.append(conv_block(width, width_out, (1, 3) if number % 2 else (3, 1)))
+        width = width_out
+        if number in POOL_AFTER:
+            layers.append(nn.MaxPool2d(POOL_AFTER[number]))
+    layers.append(nn.Conv2d(width, FEATURES, (3, 1), bias=False))
     return nn.Sequential(*layers)
 
 
