@@ -42,9 +42,9 @@ Ten sets, disjoint in voice variant and speed from the corpus and from each othe
   30 (600 clips); scored once (2026-11-30), for the uneven warp chosen on the three dev sets.
 - ``test8`` (2026-11-30, made before any run on it, after ``test7`` had been read): espeak-ng has no
   variant left, so twelve are made up (``made_up_variant``: pitch, formants, flutter and roughness
-  drawn with seed 31) and read in the three unseen accents at speeds 153 and 163, noise seed 31
-  (720 clips); scored once (2026-11-30), for the recipe chosen on the three dev sets (the
-  speech-embedding backbone).
+  drawn with seed 31; nine have their intonation inverted, one is nearly flat) and read in the
+  three unseen accents at speeds 153 and 163, noise seed 31 (720 clips); scored once
+  (2026-11-30), for the recipe chosen on the three dev sets (the speech-embedding backbone).
 """
 
 from __future__ import annotations
@@ -132,14 +132,13 @@ class GeneratedVoiceSet:
 
     def utterances(self, scratch: Path) -> Iterator[tuple[dict[str, object], np.ndarray]]:
         """``(manifest row without noise, speech at RATE)`` for every combination."""
-        command, env = _espeak_command()
-        data = Path(command[1].removeprefix("--path="))
-        shutil.copytree(data / "espeak-ng-data", scratch / "espeak-ng-data")
+        _, installed, _ = _espeak_install()
+        shutil.copytree(installed / "espeak-ng-data", scratch / "espeak-ng-data")
         variants = [f"made{number:02d}" for number in range(1, self.voices + 1)]
         rng = np.random.default_rng(self.seed)
         for name in variants:
             (scratch / "espeak-ng-data" / "voices" / "!v" / name).write_text(made_up_variant(name, rng))
-        speak = ([command[0], f"--path={scratch}"], env)
+        speak = _espeak_command(data=scratch)
         for word, accent, variant, speed in itertools.product(WORDS, self.accents, variants, self.speeds):
             row = {"path": f"{word}/{accent}_{variant}_{speed}.flac", "label": word, "accent": accent,
                    "variant": variant, "speed": speed}
@@ -148,8 +147,10 @@ class GeneratedVoiceSet:
 
 
 def made_up_variant(name: str, rng: np.random.Generator) -> str:
-    """An espeak-ng voice variant file: base pitch 70-230 Hz, pitch range 50-170%, formants 1-4 at
-    85-118% of their frequency and 75-125% of their height, flutter 0-40, roughness 0-4."""
+    """An espeak-ng voice variant file: ``pitch`` base 70-230 Hz and top 50-170 Hz (espeak-ng's two
+    values; a top under the base inverts the intonation, as for 9 of ``test8``'s 12 voices, and one
+    is nearly flat), formants 1-4 at 85-118% of their frequency and 75-125% of their height,
+    flutter 0-40, roughness 0-4."""
     lines = ["language variant", f"name {name}",
              f"pitch {rng.integers(70, 231)} {rng.integers(50, 171)}",
              f"flutter {rng.integers(0, 41)}", f"roughness {rng.integers(0, 5)}"]
@@ -244,11 +245,18 @@ def _write_sets(staging: Path, voice_set: VoiceSet | FliteSet | GeneratedVoiceSe
             writer.writerows(kind_rows)
 
 
-def _espeak_command() -> tuple[list[str], dict[str, str]]:
-    """The unpacked espeak-ng binary, its data folder and its libraries on ``LD_LIBRARY_PATH``."""
+def _espeak_install() -> tuple[Path, Path, dict[str, str]]:
+    """The unpacked espeak-ng binary, the folder holding its ``espeak-ng-data``, and an environment
+    with its libraries on ``LD_LIBRARY_PATH``."""
     binary, data, *libraries = (resolve_deb(asset) for asset in ESPEAK)
     env = {**os.environ, "LD_LIBRARY_PATH": os.pathsep.join(str(path) for path in [data, *libraries])}
-    return [str(binary), f"--path={data}"], env
+    return binary, data, env
+
+
+def _espeak_command(data: Path | None = None) -> tuple[list[str], dict[str, str]]:
+    """espeak-ng reading its voices from ``data`` (default: the unpacked package's)."""
+    binary, installed, env = _espeak_install()
+    return [str(binary), f"--path={data or installed}"], env
 
 
 def _flite_command() -> tuple[list[str], dict[str, str]]:

@@ -26,6 +26,8 @@ class SpeechBackbone(nn.Module):
     int8: Literal["static", "dynamic"] = "static"
     """How int8 quantizes the ONNX graph: activation ranges calibrated on training clips
     (convolutions), or ranges taken per batch (onnxruntime quantizes LSTMs only that way)."""
+    exports_fixed_length_only: bool = False
+    """True: the ONNX graph holds for one input length only, so export needs ``task.clip_seconds``."""
     float_through: tuple[str, ...] = ()
     """int8 keeps the ONNX graph float up to and including the first node of these types: a front
     end whose range int8 cannot hold, and what reads it."""

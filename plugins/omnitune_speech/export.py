@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from omnitune.errors import ConfigError
 from omnitune.export import ClassificationScores, ExportSpec, label_accuracy
 from omnitune_speech.classification import AudioClassification
 from omnitune_speech.metrics import edit_distance
@@ -27,6 +28,8 @@ def audio_classification_spec(task: AudioClassification) -> ExportSpec:
     or a window of a longer file) has that length, so the graph takes exactly that many samples:
     an LSTM (GE2E) exports with a fixed sequence length only."""
     clip = task.clip_samples
+    if clip is None:
+        _refuse_varying_length(task, "set task.clip_seconds")
     return ExportSpec(
         module=ClassificationScores(task.model),
         inputs=_example(clip or task.sample_rate // 2), dynamic_axes=CLIP_AXES if clip else AXES,
@@ -39,6 +42,12 @@ def audio_classification_spec(task: AudioClassification) -> ExportSpec:
         quantization=task.model.backbone.int8,
         int8_float_nodes=lambda graph: nodes_through_first(graph, task.model.backbone.float_through),
     )
+
+
+def _refuse_varying_length(task: AudioClassification | SpeechRecognition, remedy: str) -> None:
+    backbone = task.model.backbone
+    if backbone.exports_fixed_length_only:
+        raise ConfigError(f"{type(backbone).__name__} exports to ONNX for one input length only; {remedy}")
 
 
 def nodes_through_first(graph: Any, op_types: tuple[str, ...]) -> list[str]:
@@ -54,6 +63,7 @@ def nodes_through_first(graph: Any, op_types: tuple[str, ...]) -> list[str]:
 
 def speech_recognition_spec(task: SpeechRecognition) -> ExportSpec:
     """Per-frame character logits and the frames that hold audio; greedy CTC decoding in numpy."""
+    _refuse_varying_length(task, "use another backbone (speech-recognition takes clips of any length)")
     return ExportSpec(
         module=task.model,
         inputs=_example(task.sample_rate // 2), dynamic_axes=AXES, outputs=["logits", "frame_lengths"],

@@ -41,6 +41,7 @@ class GE2EEncoder(SpeechBackbone):
     num_features = HIDDEN
     num_layers = LAYERS + 1
     int8 = "dynamic"
+    exports_fixed_length_only = True  # torch.export specialises the LSTM's sequence length
     float_through = ("LSTM",)  # power mels: int8 accuracy fell from 0.995 to 0.76 (2026-11-30)
 
     def __init__(self, config: GE2EConfig) -> None:

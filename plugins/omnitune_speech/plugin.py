@@ -103,7 +103,7 @@ class SpeechEmbeddingConfig(Options):
         "default: the openwakeword 0.4.0 wheel from PyPI."
     )
     context_seconds: float = Field(
-        0.25, ge=0, le=2, description="Silence added before and after each clip, so that a word at "
+        0.25, ge=0, le=0.75, description="Silence added before and after each clip, so that a word at "
         "either end still fits one of the network's 775 ms windows whole."
     )
     noise_floor: float = Field(

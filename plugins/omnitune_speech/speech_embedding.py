@@ -24,7 +24,7 @@ from torch import nn
 from omnitune.assets import PackagedAsset, resolve
 from omnitune.errors import AssetError
 from omnitune_speech.backbone import SpeechBackbone, load_into
-from omnitune_speech.frontend import NoiseFloor, SpecAugment
+from omnitune_speech.frontend import NoiseFloor, SpecAugment, frame_mask
 from omnitune_speech.plugin import SpeechEmbeddingConfig
 
 WHEEL = {"package": "openwakeword", "version": "0.4.0",
@@ -110,6 +110,7 @@ class SpeechEmbedding(SpeechBackbone):
 
     sample_rate = SAMPLE_RATE
     num_features = FEATURES
+    exports_fixed_length_only = True  # the padding to one whole window depends on the input's length
     float_through = ("Log",)  # mel power of int16-scaled samples spans about 1e-10 to 1e12
 
     def __init__(self, config: SpeechEmbeddingConfig) -> None:
@@ -126,6 +127,7 @@ class SpeechEmbedding(SpeechBackbone):
         frame_lengths = self.frontend.frame_lengths(lengths, power.shape[2])
         if self.noise_floor is not None:
             power = self.noise_floor(power, frame_lengths)
+        power = power * frame_mask(frame_lengths, power.shape[2]).unsqueeze(1)  # as if alone in the batch
         short = max(0, WINDOW_FRAMES - power.shape[2] - 2 * self.context)
         power = F.pad(power, (self.context, self.context + short))  # silence around the clip
         mels = self.spec_augment(self.log_mel(self.frontend.to_log(power)))
@@ -149,8 +151,14 @@ def speech_embedding(config: SpeechEmbeddingConfig, export_dir: Path | None = No
         folder = Path(config.model_dir).expanduser() if config.model_dir else None
         mel_path = folder / MEL_FILE if folder else resolve(MEL)
         embedding_path = folder / EMBEDDING_FILE if folder else resolve(EMBEDDING)
-        load_into(model.frontend, front_end_state(onnx_tensors(mel_path)), mel_path)
-        load_into(model.network, network_state(onnx_tensors(embedding_path), model.network), embedding_path)
+        for path, part, state_of in ((mel_path, model.frontend, front_end_state),
+                                     (embedding_path, model.network, network_state)):
+            try:
+                state = state_of(dict(onnx_tensors(path)))
+            except KeyError as error:
+                raise AssetError(f"{path}: no tensor {error}; expected openwakeword 0.4.0's "
+                                 f"{path.name}") from error
+            load_into(part, state, path)
     return model
 
 
@@ -169,26 +177,28 @@ def onnx_tensors(path: Path) -> list[tuple[str, torch.Tensor]]:
             for tensor in graph.initializer]
 
 
-def front_end_state(tensors: list[tuple[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    named = dict(tensors)
+def front_end_state(named: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The mel graph's STFT kernels and mel matrix, by ``GoogleMelFrontEnd``'s buffer names."""
     return {"dft_real": named["0.stft.conv_real.weight"], "dft_imag": named["0.stft.conv_imag.weight"],
             "mel_matrix": named["1.melW"]}
 
 
-def network_state(tensors: list[tuple[str, torch.Tensor]], network: nn.Sequential) -> dict[str, torch.Tensor]:
-    """Map the TF-exported names (``conv2d_K``, ``batch_normalization``) onto ``network``."""
-    named = dict(tensors)
+def network_state(named: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The TF-exported tensors (``conv2d``, ``batch_normalization``, ``conv2d_1`` to ``conv2d_19``)
+    by the names ``embedding_network()`` gives its layers."""
+    first_conv, batch_norm, *blocks, last_conv = [
+        name for name, module in embedding_network().named_children()
+        if isinstance(module, nn.Conv2d | nn.BatchNorm2d | nn.Sequential)]
     first = "model/conv2d/StatefulPartitionedCall/StatefulPartitionedCall/Conv2D/ReadVariableOp:0"
-    state = {"0.weight": named[first],
-             "2.weight": named["model/batch_normalization/ReadVariableOp:0"],
-             "2.bias": named["model/batch_normalization/ReadVariableOp_1:0"],
-             "2.running_mean": named["model/batch_normalization/FusedBatchNormV3/ReadVariableOp:0"],
-             "2.running_var": named["model/batch_normalization/FusedBatchNormV3/ReadVariableOp_1:0"],
-             "2.num_batches_tracked": torch.tensor(0)}
-    blocks = [name for name, module in network.named_children() if isinstance(module, nn.Sequential)]
+    norm = "model/batch_normalization/"
+    state = {f"{first_conv}.weight": named[first],
+             f"{batch_norm}.weight": named[f"{norm}ReadVariableOp:0"],
+             f"{batch_norm}.bias": named[f"{norm}ReadVariableOp_1:0"],
+             f"{batch_norm}.running_mean": named[f"{norm}FusedBatchNormV3/ReadVariableOp:0"],
+             f"{batch_norm}.running_var": named[f"{norm}FusedBatchNormV3/ReadVariableOp_1:0"],
+             f"{batch_norm}.num_batches_tracked": torch.tensor(0),
+             f"{last_conv}.weight": named["model/conv2d_19/Conv2D/ReadVariableOp:0"]}
     for number, name in enumerate(blocks, start=1):
         state[f"{name}.0.weight"] = named[f"model/conv2d_{number}/Conv2D_weights_fused_bn"]
         state[f"{name}.0.bias"] = named[f"model/conv2d_{number}/Conv2D_bias_fused_bn"]
-    last = str(len(network) - 1)
-    state[f"{last}.weight"] = named["model/conv2d_19/Conv2D/ReadVariableOp:0"]
     return state

@@ -22,8 +22,8 @@ class SpeechTask(Task):
     def __init__(self, backbone: SpeechBackbone, data_info: dict[str, Any], clip_seconds: float | None,
                  task_name: str) -> None:
         if not isinstance(backbone, SpeechBackbone):
-            raise ConfigError(f"{task_name} needs a speech backbone (speech-cnn, ge2e, torchaudio-wav2vec2, "
-                              f"transformers-audio), got {type(backbone).__name__}")
+            raise ConfigError(f"{task_name} needs a speech backbone (speech-cnn, ge2e, speech-embedding, "
+                              f"torchaudio-wav2vec2, transformers-audio), got {type(backbone).__name__}")
         audio = data_info.get("audio", {})
         self.checks = AudioChecks(max_seconds=audio.get("max_seconds", 30.0),
                                   sample_rate=audio.get("sample_rate"))

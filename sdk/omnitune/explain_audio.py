@@ -22,8 +22,8 @@ def explain_frames(model: torch.nn.Module, batch: dict[str, torch.Tensor], raw: 
     backbone = getattr(model, "backbone", None)
     layer = backbone.feature_module() if hasattr(backbone, "feature_module") else None
     if layer is None:
-        raise ConfigError(f"explain for audio needs a backbone that reads mel features (speech-cnn, ge2e); "
-                          f"{type(backbone).__name__} reads raw waveforms")
+        raise ConfigError("explain for audio needs a backbone that reads mel features (speech-cnn, ge2e, "
+                          f"speech-embedding); {type(backbone).__name__} reads raw waveforms")
     waveforms, lengths = batch["waveforms"], batch["lengths"]
     silence = torch.zeros_like(waveforms)
     explainer = LayerIntegratedGradients(lambda w, n: model(w, n).float(), layer)
