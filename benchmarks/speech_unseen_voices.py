@@ -87,13 +87,7 @@ class VoiceSet:
 
     def utterances(self, scratch: Path) -> Iterator[tuple[dict[str, object], np.ndarray]]:
         """``(manifest row without noise, speech at RATE)`` for every combination."""
-        speak = _espeak_command()
-        combinations = itertools.product(WORDS, self.accents, self.variants, self.speeds)
-        for word, accent, variant, speed in combinations:
-            row = {"path": f"{word}/{accent}_{variant}_{speed}.flac", "label": word, "accent": accent,
-                   "variant": variant, "speed": speed}
-            arguments = ["-v", f"{accent}+{variant}", "-s", str(speed), word, "-w"]
-            yield row, _synthesise(speak, arguments, scratch)
+        yield from _espeak_utterances(_espeak_command(), self.accents, self.variants, self.speeds, scratch)
 
 
 @dataclass(frozen=True)
@@ -139,11 +133,18 @@ class GeneratedVoiceSet:
         for name in variants:
             (scratch / "espeak-ng-data" / "voices" / "!v" / name).write_text(made_up_variant(name, rng))
         speak = _espeak_command(data=scratch)
-        for word, accent, variant, speed in itertools.product(WORDS, self.accents, variants, self.speeds):
-            row = {"path": f"{word}/{accent}_{variant}_{speed}.flac", "label": word, "accent": accent,
-                   "variant": variant, "speed": speed}
-            arguments = ["-v", f"{accent}+{variant}", "-s", str(speed), word, "-w"]
-            yield row, _synthesise(speak, arguments, scratch)
+        yield from _espeak_utterances(speak, self.accents, tuple(variants), self.speeds, scratch)
+
+
+def _espeak_utterances(speak: tuple[list[str], dict[str, str]], accents: tuple[str, ...],
+                       variants: tuple[str, ...], speeds: tuple[int, ...],
+                       scratch: Path) -> Iterator[tuple[dict[str, object], np.ndarray]]:
+    """Every word read by espeak-ng in every accent, variant and speed, with its manifest row."""
+    for word, accent, variant, speed in itertools.product(WORDS, accents, variants, speeds):
+        row = {"path": f"{word}/{accent}_{variant}_{speed}.flac", "label": word, "accent": accent,
+               "variant": variant, "speed": speed}
+        arguments = ["-v", f"{accent}+{variant}", "-s", str(speed), word, "-w"]
+        yield row, _synthesise(speak, arguments, scratch)
 
 
 def made_up_variant(name: str, rng: np.random.Generator) -> str:

@@ -83,11 +83,9 @@ class CNNBackboneConfig(Options):
     )
 
 
-class GE2EConfig(Options):
-    checkpoint: str | None = Field(
-        None, description="Local GE2E state dict (.pt or .safetensors); default: Resemblyzer 0.1.4 from PyPI."
-    )
-    normalize_volume: bool = Field(True, description="Raise quiet clips to -30 dBFS, as GE2E was trained.")
+class MelBackboneOptions(Options):
+    """What the pretrained mel-reading backbones (ge2e, speech-embedding) share."""
+
     noise_floor: float = Field(
         0.0, ge=0, le=4, description="Spectral subtraction of steady noise: each mel band loses this many "
         "times its level in the clip's quietest fifth of frames, in training and prediction; 0: off."
@@ -97,7 +95,14 @@ class GE2EConfig(Options):
     )
 
 
-class SpeechEmbeddingConfig(Options):
+class GE2EConfig(MelBackboneOptions):
+    checkpoint: str | None = Field(
+        None, description="Local GE2E state dict (.pt or .safetensors); default: Resemblyzer 0.1.4 from PyPI."
+    )
+    normalize_volume: bool = Field(True, description="Raise quiet clips to -30 dBFS, as GE2E was trained.")
+
+
+class SpeechEmbeddingConfig(MelBackboneOptions):
     model_dir: str | None = Field(
         None, description="Folder holding openwakeword's melspectrogram.onnx and embedding_model.onnx; "
         "default: the openwakeword 0.4.0 wheel from PyPI."
@@ -105,13 +110,6 @@ class SpeechEmbeddingConfig(Options):
     context_seconds: float = Field(
         0.25, ge=0, le=0.75, description="Silence added before and after each clip, so that a word at "
         "either end still fits one of the network's 775 ms windows whole."
-    )
-    noise_floor: float = Field(
-        0.0, ge=0, le=4, description="Spectral subtraction of steady noise: each mel band loses this many "
-        "times its level in the clip's quietest fifth of frames, in training and prediction; 0: off."
-    )
-    spec_augment: SpecAugmentOptions | None = Field(
-        default_factory=SpecAugmentOptions, description="Masking in training; null: off."
     )
 
 

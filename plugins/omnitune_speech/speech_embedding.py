@@ -14,6 +14,7 @@ that a word at either end still fits one window whole.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -151,15 +152,19 @@ def speech_embedding(config: SpeechEmbeddingConfig, export_dir: Path | None = No
         folder = Path(config.model_dir).expanduser() if config.model_dir else None
         mel_path = folder / MEL_FILE if folder else resolve(MEL)
         embedding_path = folder / EMBEDDING_FILE if folder else resolve(EMBEDDING)
-        for path, part, state_of in ((mel_path, model.frontend, front_end_state),
-                                     (embedding_path, model.network, network_state)):
-            try:
-                state = state_of(dict(onnx_tensors(path)))
-            except KeyError as error:
-                raise AssetError(f"{path}: no tensor {error}; expected openwakeword 0.4.0's "
-                                 f"{path.name}") from error
-            load_into(part, state, path)
+        _load_graph(mel_path, model.frontend, front_end_state)
+        _load_graph(embedding_path, model.network, lambda named: network_state(named, model.network))
     return model
+
+
+def _load_graph(path: Path, module: nn.Module,
+                state_of: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]) -> None:
+    """Load ``module`` from the graph at ``path``, its tensors renamed by ``state_of``."""
+    try:
+        state = state_of(dict(onnx_tensors(path)))
+    except KeyError as error:
+        raise AssetError(f"{path}: no tensor {error}; expected openwakeword 0.4.0's {path.name}") from error
+    load_into(module, state, path)
 
 
 def onnx_tensors(path: Path) -> list[tuple[str, torch.Tensor]]:
@@ -183,11 +188,11 @@ def front_end_state(named: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             "mel_matrix": named["1.melW"]}
 
 
-def network_state(named: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def network_state(named: dict[str, torch.Tensor], network: nn.Sequential) -> dict[str, torch.Tensor]:
     """The TF-exported tensors (``conv2d``, ``batch_normalization``, ``conv2d_1`` to ``conv2d_19``)
-    by the names ``embedding_network()`` gives its layers."""
+    by the names ``network`` (an ``embedding_network()``) gives its layers."""
     first_conv, batch_norm, *blocks, last_conv = [
-        name for name, module in embedding_network().named_children()
+        name for name, module in network.named_children()
         if isinstance(module, nn.Conv2d | nn.BatchNorm2d | nn.Sequential)]
     first = "model/conv2d/StatefulPartitionedCall/StatefulPartitionedCall/Conv2D/ReadVariableOp:0"
     norm = "model/batch_normalization/"
